@@ -1,0 +1,105 @@
+"""Metric families and their text renderings: Prometheus text 0.0.4 and OpenMetrics 1.0.
+
+Families carry samples whose label sets are already rendered (``a="1",b="2"``): collect builds
+each entity's identity labels once and reuses them for every metric of that entity, which keeps
+rendering a large Summary cheap. No timestamps are written, so Prometheus' staleness handling
+works when a pod disappears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "OPENMETRICS_CONTENT_TYPE",
+    "TEXT_CONTENT_TYPE",
+    "MetricFamily",
+    "escape_label_value",
+    "render_openmetrics",
+    "render_text",
+    "wants_openmetrics",
+]
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+Value = int | float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricFamily:
+    """One metric and its samples. ``type`` is "counter", "gauge" or "info"; ``name`` is the
+    sample name (counters end in ``_total``, info metrics in ``_info``)."""
+
+    name: str
+    type: str
+    help: str
+    samples: Sequence[tuple[str, Value]]
+
+
+def escape_label_value(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _format_value(value: Value) -> str:
+    if type(value) is int:
+        return str(value)
+    if value != value:  # noqa: PLR0124 - NaN is the only value unequal to itself
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _render_samples(lines: list[str], name: str, samples: Iterable[tuple[str, Value]]) -> None:
+    for labels, value in samples:
+        if labels:
+            lines.append(f"{name}{{{labels}}} {_format_value(value)}\n")
+        else:
+            lines.append(f"{name} {_format_value(value)}\n")
+
+
+def render_text(families: Iterable[MetricFamily]) -> str:
+    """Prometheus text exposition format 0.0.4."""
+    lines: list[str] = []
+    for family in families:
+        kind = "gauge" if family.type == "info" else family.type
+        lines.append(f"# HELP {family.name} {_escape_help(family.help)}\n")
+        lines.append(f"# TYPE {family.name} {kind}\n")
+        _render_samples(lines, family.name, family.samples)
+    return "".join(lines)
+
+
+def render_openmetrics(families: Iterable[MetricFamily]) -> str:
+    """OpenMetrics 1.0 text: counter and info families are named without their suffix."""
+    lines: list[str] = []
+    for family in families:
+        base = family.name
+        if family.type == "counter" and base.endswith("_total"):
+            base = base[: -len("_total")]
+        elif family.type == "info" and base.endswith("_info"):
+            base = base[: -len("_info")]
+        help_text = _escape_help(family.help).replace('"', '\\"')
+        lines.append(f"# HELP {base} {help_text}\n")
+        lines.append(f"# TYPE {base} {family.type}\n")
+        _render_samples(lines, family.name, family.samples)
+    lines.append("# EOF\n")
+    return "".join(lines)
+
+
+def wants_openmetrics(accept_header: str | None) -> bool:
+    """Whether a scraper's Accept header asks for OpenMetrics (as Prometheus does when enabled)."""
+    if not accept_header:
+        return False
+    for part in accept_header.split(","):
+        media_type = part.split(";", 1)[0].strip().lower()
+        if media_type == "application/openmetrics-text":
+            return True
+    return False

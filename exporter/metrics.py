@@ -1,0 +1,499 @@
+"""The metric table: every exported metric is one ``MetricDef`` row.
+
+A row names the metric, its type and help, the *scope* it belongs to and a value extractor that
+reads one record of that scope (``None`` = the kubelet did not send it = no sample). Identity
+labels come from the scope alone (``SCOPE_LABELS``) and are added in ``exporter.collect``; a row
+only declares labels that are not identity (``extra_labels``).
+
+Naming: ``kubestats_`` + entity + quantity + base unit; counters end in ``_total``; seconds,
+bytes, ratios. The names of CPU and memory working set, network, ephemeral storage, volume and
+container start time are a contract with the adapter's default rules: do not rename them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Generic, Protocol, TypeVar
+
+from exporter.model import (
+    AcceleratorStats,
+    ContainerStats,
+    CPUStats,
+    FsStats,
+    InterfaceStats,
+    IOStats,
+    MemoryStats,
+    NetworkStats,
+    NodeResult,
+    NodeStats,
+    PodStats,
+    Pressure,
+    ScrapeErrorCount,
+    SwapStats,
+    VolumeStats,
+)
+
+__all__ = ["METRICS", "SCOPE_LABELS", "MetricDef", "MetricType", "Scope"]
+
+Value = int | float
+R = TypeVar("R")
+
+
+class MetricType(Enum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    # A constant 1 carrying facts in labels; "gauge" in text format 0.0.4, "info" in OpenMetrics.
+    INFO = "info"
+
+
+class Scope(Enum):
+    """What one sample describes. The value is the record type its extractor reads."""
+
+    NODE = "node"  # NodeStats
+    SYSTEM_CONTAINER = "system_container"  # ContainerStats of node.systemContainers
+    POD = "pod"  # PodStats
+    CONTAINER = "container"  # ContainerStats of a pod
+    NODE_INTERFACE = "node_interface"  # InterfaceStats of node.network
+    POD_INTERFACE = "pod_interface"  # InterfaceStats of pod.network
+    NODE_FILESYSTEM = "node_filesystem"  # FsStats: node.fs, runtime.imageFs, runtime.containerFs
+    VOLUME = "volume"  # VolumeStats
+    ACCELERATOR = "accelerator"  # AcceleratorStats of a container
+    SCRAPE = "scrape"  # NodeResult
+    SCRAPE_ERROR = "scrape_error"  # ScrapeErrorCount
+
+
+SCOPE_LABELS: dict[Scope, tuple[str, ...]] = {
+    Scope.NODE: ("node",),
+    Scope.SYSTEM_CONTAINER: ("node", "system_container"),
+    Scope.POD: ("node", "namespace", "pod"),
+    Scope.CONTAINER: ("node", "namespace", "pod", "container"),
+    Scope.NODE_INTERFACE: ("node", "interface"),
+    Scope.POD_INTERFACE: ("node", "namespace", "pod", "interface"),
+    # filesystem is "root" (node.fs), "image" (runtime.imageFs) or "container"
+    # (runtime.containerFs, split image filesystems since Kubernetes 1.29)
+    Scope.NODE_FILESYSTEM: ("node", "filesystem"),
+    # persistentvolumeclaim is "" when the volume is not a PVC
+    Scope.VOLUME: ("node", "namespace", "pod", "volume", "persistentvolumeclaim"),
+    Scope.ACCELERATOR: ("node", "namespace", "pod", "container", "accelerator", "make", "model"),
+    Scope.SCRAPE: ("node",),
+    Scope.SCRAPE_ERROR: ("node", "reason"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDef(Generic[R]):
+    name: str
+    type: MetricType
+    help: str
+    scope: Scope
+    value: Callable[[R], Value | None]
+    extra_labels: tuple[tuple[str, Callable[[R], str]], ...] = ()
+
+
+class _Workload(Protocol):
+    """Node, system container, pod or container: the records that carry usage blocks."""
+
+    @property
+    def start_time(self) -> float | None: ...
+    @property
+    def cpu(self) -> CPUStats | None: ...
+    @property
+    def memory(self) -> MemoryStats | None: ...
+    @property
+    def io(self) -> IOStats | None: ...
+    @property
+    def swap(self) -> SwapStats | None: ...
+
+
+class _Networked(Protocol):
+    @property
+    def network(self) -> NetworkStats | None: ...
+
+
+def _gauge(
+    name: str, help_text: str, scope: Scope, value: Callable[[Any], Value | None]
+) -> MetricDef[Any]:
+    return MetricDef(name, MetricType.GAUGE, help_text, scope, value)
+
+
+def _counter(
+    name: str, help_text: str, scope: Scope, value: Callable[[Any], Value | None]
+) -> MetricDef[Any]:
+    return MetricDef(name, MetricType.COUNTER, help_text, scope, value)
+
+
+def _pressure_value(
+    block: Callable[[_Workload], CPUStats | MemoryStats | IOStats | None], kind: str
+) -> Callable[[_Workload], Value | None]:
+    def value(record: _Workload) -> Value | None:
+        stats = block(record)
+        pressure: Pressure | None = None if stats is None else stats.pressure
+        if pressure is None:
+            return None
+        data = pressure.some if kind == "some" else pressure.full
+        return None if data is None else data.total_seconds
+
+    return value
+
+
+def _cpu_block(record: _Workload) -> CPUStats | None:
+    return record.cpu
+
+
+def _memory_block(record: _Workload) -> MemoryStats | None:
+    return record.memory
+
+
+def _io_block(record: _Workload) -> IOStats | None:
+    return record.io
+
+
+def _workload_rows(entity: str, scope: Scope, what: str) -> list[MetricDef[Any]]:
+    """CPU, memory, swap, PSI and start time of a node, system container, pod or container."""
+    p = f"kubestats_{entity}"
+    rows = [
+        _gauge(
+            f"{p}_start_time_seconds",
+            f"Unix time at which the kubelet started collecting stats for the {what}.",
+            scope,
+            lambda r: r.start_time,
+        ),
+        _counter(
+            f"{p}_cpu_usage_seconds_total",
+            f"Cumulative CPU time consumed by the {what}, in core-seconds.",
+            scope,
+            lambda r: None if r.cpu is None else r.cpu.usage_seconds,
+        ),
+        _gauge(
+            f"{p}_cpu_usage_cores",
+            f"CPU usage of the {what} averaged over the kubelet's sample window, in cores.",
+            scope,
+            lambda r: None if r.cpu is None else r.cpu.usage_cores,
+        ),
+        _gauge(
+            f"{p}_memory_available_bytes",
+            f"Memory limit minus working set of the {what}; absent when it has no limit.",
+            scope,
+            lambda r: None if r.memory is None else r.memory.available_bytes,
+        ),
+        _gauge(
+            f"{p}_memory_usage_bytes",
+            f"Total memory in use by the {what}, including all memory regardless of access time.",
+            scope,
+            lambda r: None if r.memory is None else r.memory.usage_bytes,
+        ),
+        _gauge(
+            f"{p}_memory_working_set_bytes",
+            f"Working set memory of the {what}: recently accessed, dirty and kernel memory.",
+            scope,
+            lambda r: None if r.memory is None else r.memory.working_set_bytes,
+        ),
+        _gauge(
+            f"{p}_memory_rss_bytes",
+            f"Anonymous and swap cache memory of the {what}, including transparent hugepages.",
+            scope,
+            lambda r: None if r.memory is None else r.memory.rss_bytes,
+        ),
+        _counter(
+            f"{p}_memory_page_faults_total",
+            f"Cumulative number of minor page faults of the {what}.",
+            scope,
+            lambda r: None if r.memory is None else r.memory.page_faults,
+        ),
+        _counter(
+            f"{p}_memory_major_page_faults_total",
+            f"Cumulative number of major page faults of the {what}.",
+            scope,
+            lambda r: None if r.memory is None else r.memory.major_page_faults,
+        ),
+        _gauge(
+            f"{p}_swap_available_bytes",
+            f"Swap limit minus swap usage of the {what}; absent when it has no swap limit.",
+            scope,
+            lambda r: None if r.swap is None else r.swap.available_bytes,
+        ),
+        _gauge(
+            f"{p}_swap_usage_bytes",
+            f"Swap memory in use by the {what}.",
+            scope,
+            lambda r: None if r.swap is None else r.swap.usage_bytes,
+        ),
+    ]
+    blocks = (("cpu", _cpu_block), ("memory", _memory_block), ("io", _io_block))
+    for resource, block in blocks:
+        for kind, who in (("some", "at least one task"), ("full", "all non-idle tasks")):
+            rows.append(
+                _counter(
+                    f"{p}_{resource}_pressure_{kind}_seconds_total",
+                    f"Cumulative time {who} of the {what} stalled waiting for {resource} "
+                    f"(PSI {kind}).",
+                    scope,
+                    _pressure_value(block, kind),
+                )
+            )
+    return rows
+
+
+def _interface_rows(entity: str, scope: Scope, what: str) -> list[MetricDef[Any]]:
+    p = f"kubestats_{entity}_network"
+    return [
+        _counter(
+            f"{p}_receive_bytes_total",
+            f"Cumulative bytes received on a network interface of the {what}.",
+            scope,
+            lambda r: r.rx_bytes,
+        ),
+        _counter(
+            f"{p}_transmit_bytes_total",
+            f"Cumulative bytes transmitted on a network interface of the {what}.",
+            scope,
+            lambda r: r.tx_bytes,
+        ),
+        _counter(
+            f"{p}_receive_errors_total",
+            f"Cumulative receive errors on a network interface of the {what}.",
+            scope,
+            lambda r: r.rx_errors,
+        ),
+        _counter(
+            f"{p}_transmit_errors_total",
+            f"Cumulative transmit errors on a network interface of the {what}.",
+            scope,
+            lambda r: r.tx_errors,
+        ),
+    ]
+
+
+def _default_interface_present(record: _Networked) -> Value | None:
+    network = record.network
+    return None if network is None or network.default_interface is None else 1
+
+
+def _default_interface_name(record: _Networked) -> str:
+    network = record.network
+    return "" if network is None or network.default_interface is None else network.default_interface
+
+
+def _default_interface_row(entity: str, scope: Scope, what: str) -> MetricDef[Any]:
+    return MetricDef(
+        f"kubestats_{entity}_network_default_interface_info",
+        MetricType.INFO,
+        f"The {what}'s default network interface, in the interface label; absent if none.",
+        scope,
+        _default_interface_present,
+        extra_labels=(("interface", _default_interface_name),),
+    )
+
+
+def _fs_rows(
+    prefix: str, scope: Scope, what: str, fs: Callable[[Any], FsStats | None]
+) -> list[MetricDef[Any]]:
+    def field(read: Callable[[FsStats], int | None]) -> Callable[[Any], Value | None]:
+        def value(record: Any) -> Value | None:
+            stats = fs(record)
+            return None if stats is None else read(stats)
+
+        return value
+
+    return [
+        _gauge(
+            f"{prefix}_available_bytes",
+            f"Bytes available on the filesystem holding {what}.",
+            scope,
+            field(lambda s: s.available_bytes),
+        ),
+        _gauge(
+            f"{prefix}_capacity_bytes",
+            f"Total bytes of the filesystem holding {what}.",
+            scope,
+            field(lambda s: s.capacity_bytes),
+        ),
+        _gauge(
+            f"{prefix}_used_bytes",
+            f"Bytes used by {what}.",
+            scope,
+            field(lambda s: s.used_bytes),
+        ),
+        _gauge(
+            f"{prefix}_inodes",
+            f"Total inodes of the filesystem holding {what}.",
+            scope,
+            field(lambda s: s.inodes),
+        ),
+        _gauge(
+            f"{prefix}_inodes_free",
+            f"Free inodes of the filesystem holding {what}.",
+            scope,
+            field(lambda s: s.inodes_free),
+        ),
+        _gauge(
+            f"{prefix}_inodes_used",
+            f"Inodes used by {what}.",
+            scope,
+            field(lambda s: s.inodes_used),
+        ),
+    ]
+
+
+def _same(record: FsStats) -> FsStats:
+    return record
+
+
+def _volume_fs(record: VolumeStats) -> FsStats:
+    return record.fs
+
+
+def _ephemeral_fs(record: PodStats) -> FsStats | None:
+    return record.ephemeral_storage
+
+
+def _rootfs(record: ContainerStats) -> FsStats | None:
+    return record.rootfs
+
+
+def _logs_fs(record: ContainerStats) -> FsStats | None:
+    return record.logs
+
+
+def _node_rows() -> list[MetricDef[Any]]:
+    return [
+        *_workload_rows("node", Scope.NODE, "node"),
+        *_interface_rows("node", Scope.NODE_INTERFACE, "node"),
+        _default_interface_row("node", Scope.NODE, "node"),
+        *_fs_rows(
+            "kubestats_node_filesystem",
+            Scope.NODE_FILESYSTEM,
+            "the node's root, image or container filesystem (label filesystem)",
+            _same,
+        ),
+        _gauge(
+            "kubestats_node_pid_max",
+            "Highest process ID the node's kernel hands out (rlimit maxpid).",
+            Scope.NODE,
+            lambda r: None if r.rlimit is None else r.rlimit.max_pid,
+        ),
+        _gauge(
+            "kubestats_node_processes",
+            "Number of processes running on the node (rlimit curproc).",
+            Scope.NODE,
+            lambda r: None if r.rlimit is None else r.rlimit.processes,
+        ),
+    ]
+
+
+def _pod_rows() -> list[MetricDef[Any]]:
+    return [
+        *_workload_rows("pod", Scope.POD, "pod"),
+        *_interface_rows("pod", Scope.POD_INTERFACE, "pod"),
+        _default_interface_row("pod", Scope.POD, "pod"),
+        *_fs_rows(
+            "kubestats_pod_ephemeral_storage",
+            Scope.POD,
+            "the pod's ephemeral storage (containers' writable layers, logs, emptyDir volumes)",
+            _ephemeral_fs,
+        ),
+        _gauge(
+            "kubestats_pod_processes",
+            "Number of processes running in the pod.",
+            Scope.POD,
+            lambda r: r.process_count,
+        ),
+        *_fs_rows("kubestats_volume", Scope.VOLUME, "a pod volume", _volume_fs),
+    ]
+
+
+def _accelerator_rows() -> list[MetricDef[Any]]:
+    return [
+        _gauge(
+            "kubestats_container_accelerator_memory_total_bytes",
+            "Total memory of an accelerator (GPU) attached to the container.",
+            Scope.ACCELERATOR,
+            lambda r: r.memory_total_bytes,
+        ),
+        _gauge(
+            "kubestats_container_accelerator_memory_used_bytes",
+            "Allocated memory of an accelerator (GPU) attached to the container.",
+            Scope.ACCELERATOR,
+            lambda r: r.memory_used_bytes,
+        ),
+        _gauge(
+            "kubestats_container_accelerator_duty_cycle_ratio",
+            "Fraction of the last sample period (10s) an accelerator was busy.",
+            Scope.ACCELERATOR,
+            lambda r: r.duty_cycle_ratio,
+        ),
+    ]
+
+
+def _container_rows() -> list[MetricDef[Any]]:
+    return [
+        *_workload_rows("container", Scope.CONTAINER, "container"),
+        *_fs_rows(
+            "kubestats_container_rootfs", Scope.CONTAINER, "the container's writable layer", _rootfs
+        ),
+        *_fs_rows("kubestats_container_logs", Scope.CONTAINER, "the container's logs", _logs_fs),
+        *_accelerator_rows(),
+    ]
+
+
+def _scrape_success(record: NodeResult) -> Value:
+    return 1 if record.failure is None else 0
+
+
+def _scrape_duration(record: NodeResult) -> Value:
+    return record.duration_seconds
+
+
+def _scrape_errors(record: ScrapeErrorCount) -> Value:
+    return record.total
+
+
+def _exporter_rows() -> list[MetricDef[Any]]:
+    return [
+        _gauge(
+            "kubestats_exporter_scrape_success",
+            "1 if the last scrape of the node's kubelet Summary API succeeded, else 0.",
+            Scope.SCRAPE,
+            _scrape_success,
+        ),
+        _gauge(
+            "kubestats_exporter_scrape_duration_seconds",
+            "Seconds the last scrape of the node's kubelet took (fetch and parse).",
+            Scope.SCRAPE,
+            _scrape_duration,
+        ),
+        _counter(
+            "kubestats_exporter_scrape_errors_total",
+            "Failed scrapes of the node's kubelet since the exporter started, by reason.",
+            Scope.SCRAPE_ERROR,
+            _scrape_errors,
+        ),
+    ]
+
+
+# Rows of the same record types are kept together so the exposition reads node, system
+# containers, pods, volumes, containers, then the exporter's own metrics.
+METRICS: tuple[MetricDef[Any], ...] = (
+    *_node_rows(),
+    *_workload_rows("system_container", Scope.SYSTEM_CONTAINER, "system container"),
+    *_pod_rows(),
+    *_container_rows(),
+    *_exporter_rows(),
+)
+
+# Records each scope's extractors read; collect relies on this mapping being complete.
+SCOPE_RECORD_TYPES: dict[Scope, type] = {
+    Scope.NODE: NodeStats,
+    Scope.SYSTEM_CONTAINER: ContainerStats,
+    Scope.POD: PodStats,
+    Scope.CONTAINER: ContainerStats,
+    Scope.NODE_INTERFACE: InterfaceStats,
+    Scope.POD_INTERFACE: InterfaceStats,
+    Scope.NODE_FILESYSTEM: FsStats,
+    Scope.VOLUME: VolumeStats,
+    Scope.ACCELERATOR: AcceleratorStats,
+    Scope.SCRAPE: NodeResult,
+    Scope.SCRAPE_ERROR: ScrapeErrorCount,
+}
