@@ -379,8 +379,8 @@ class _Parser:
         total = _uint(raw, "total", where)
         avg10, avg60, avg300 = map(raw.get, _PSI_AVERAGE_KEYS)
         if not (_is_number(avg10) and _is_number(avg60) and _is_number(avg300)):
-            for key in _PSI_AVERAGE_KEYS:
-                _number(raw, key, where)  # raises, naming the first bad field
+            for average_key in _PSI_AVERAGE_KEYS:
+                _number(raw, average_key, where)  # raises, naming the first bad field
         return PressureData(
             total_seconds=None if total is None else total / 1e6,
             avg10_ratio=None if avg10 is None else avg10 / 100,
@@ -434,9 +434,7 @@ class _Parser:
         return self.fs_fields(raw, f"{where}.{key}")
 
     def fs_fields(self, raw: JSONObject, where: str) -> FsStats:
-        available, capacity, used, inodes_free, inodes, inodes_used = _uints(
-            raw, _FS_KEYS, where
-        )
+        available, capacity, used, inodes_free, inodes, inodes_used = _uints(raw, _FS_KEYS, where)
         return FsStats(
             time=self.time(raw, "time", where),
             available_bytes=available,
@@ -474,5 +472,10 @@ class _Parser:
 def _has_counters(interface: InterfaceStats) -> bool:
     return bool(interface.name) or any(
         value is not None
-        for value in (interface.rx_bytes, interface.rx_errors, interface.tx_bytes, interface.tx_errors)
+        for value in (
+            interface.rx_bytes,
+            interface.rx_errors,
+            interface.tx_bytes,
+            interface.tx_errors,
+        )
     )
