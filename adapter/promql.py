@@ -152,8 +152,14 @@ def quote_regex_literal(value: str) -> str:
     """An RE2 pattern matching exactly ``value`` (Go's ``regexp.QuoteMeta``).
 
     The result is regex text, not a string literal: pass it through :func:`quote_string`.
-    Prometheus anchors every ``=~`` pattern, so no ``^``/``$`` are added.
+    Prometheus anchors every ``=~`` pattern, so no ``^``/``$`` are added. A value holding lone
+    surrogates (bytes that were not UTF-8) is refused: RE2 rejects invalid UTF-8, and such a
+    value can never equal a Prometheus label value anyway.
     """
+    if any(ord(c) in _SURROGATES for c in value):
+        raise PromQLError(
+            f"value {value!r} is not valid UTF-8 and cannot be matched by a regular expression"
+        )
     return "".join("\\" + c if c in _REGEX_METACHARACTERS else c for c in value)
 
 
@@ -305,23 +311,26 @@ def external_query_context(
     *,
     namespace_label: str | None,
     namespace: str | None,
+    group_by: Sequence[str] = (),
 ) -> QueryContext:
     """Context for an external.metrics.k8s.io query (prometheus-adapter's ``BuildExternal``).
 
-    Pass ``namespace=None`` for a rule with ``namespaced: false``. ``GroupBy`` is always empty,
-    as in prometheus-adapter.
+    Pass ``namespace=None`` for a rule with ``namespaced: false``. prometheus-adapter always
+    passes an empty ``group_by`` for external metrics; the parameter exists for parity with
+    ``BuildExternal``.
     """
     matchers, values = _selector_parts(selector)
     if namespace:
         matcher, ns_label = _namespace_part(namespace_label, namespace, "the external metric")
         matchers.append(matcher)
         values[ns_label] = _string_body(namespace)
+    groups = [validate_label_name(g, "group-by label") for g in group_by]
     return QueryContext(
         Series=series,
         LabelMatchers=",".join(matchers),
         LabelValuesByName=values,
-        GroupBy="",
-        GroupBySlice=[],
+        GroupBy=",".join(groups),
+        GroupBySlice=groups,
     )
 
 
