@@ -160,6 +160,7 @@ class KubeTokenReviewer:
         try:
             response = self._api.create_token_review(
                 _token_review_model(token),
+                _content_type="application/json",
                 _preload_content=False,
                 _request_timeout=self._timeout,
             )
@@ -219,6 +220,7 @@ class KubeAccessReviewer:
         try:
             response = self._api.create_subject_access_review(
                 _access_review_model(body),
+                _content_type="application/json",
                 _preload_content=False,
                 _request_timeout=self._timeout,
             )
