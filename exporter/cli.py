@@ -38,8 +38,8 @@ _DESCRIPTION = (
     "HTTP error."
 )
 _EPILOG = (
-    "Environment: NODE_NAME (set it from the downward API's spec.nodeName) labels the "
-    "exporter's self metrics before the kubelet has been read successfully."
+    "Environment: NODE_NAME (from the downward API's spec.nodeName) is the node label of the "
+    "exporter's self metrics; without it they use the Summary's nodeName once it is known."
 )
 
 

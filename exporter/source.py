@@ -153,7 +153,9 @@ def _caused_by_timeout(err: BaseException) -> bool:
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, TimeoutError | urllib3.exceptions.TimeoutError):
+        # NewConnectionError (refused, unreachable) subclasses urllib3's ConnectTimeoutError,
+        # so only a read timeout or the socket's own TimeoutError count.
+        if isinstance(current, urllib3.exceptions.ReadTimeoutError | TimeoutError):
             return True
         nested = [arg for arg in current.args if isinstance(arg, BaseException)]
         current = nested[0] if nested else current.__cause__ or current.__context__
