@@ -266,6 +266,7 @@ class KubeletClient:
                 cert=self._cert,
                 proxies=self._proxies,
                 allow_redirects=False,
+                hooks={"response": _hide_redirect_target},
             )
         except requests.exceptions.SSLError as err:
             raise FetchError("tls", self._tls_message(url, err)) from err
@@ -371,7 +372,7 @@ class KubeletClient:
             str(verification.verify_message)
             if verification is not None and verification.verify_message
             else _cause(err)
-        )
+        ).rstrip(".")
         host = urlsplit(url).hostname
         lowered = detail.lower()
         if self._via_apiserver:
@@ -500,6 +501,16 @@ def _find_cause(err: BaseException, kind: type[_E]) -> _E | None:
     return None
 
 
+def _hide_redirect_target(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Keep requests from reading a redirect's whole body, which it does even when not following.
+
+    Kubelets never redirect, so a 3xx is an error anyway; without a Location header requests no
+    longer treats it as a redirect and the body stays unread (and bounded by our own reads).
+    """
+    if response.is_redirect:
+        del response.headers["Location"]
+
+
 def _set_socket_timeout(raw: Any, seconds: float) -> None:
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     if sock is not None:
@@ -524,6 +535,9 @@ def _cause(err: BaseException) -> str:
             break
         root = inner
     short = str(root) or type(root).__name__
+    match = _ERRNO_TEXT.search(short)
+    if match:
+        return match.group(1).strip()
     return short if len(short) <= 300 else short[:297] + "..."
 
 
