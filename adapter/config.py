@@ -261,10 +261,10 @@ def translate_go_regex(pattern: str) -> str:
             on, off, end_char = flags.group(1), flags.group(2) or "", flags.group(3)
             if "U" in on + off:
                 raise GoRegexError("the U (ungreedy) flag is not supported")
-            if not on and not off:
+            if not on and not off and end_char == ")":
                 raise GoRegexError(f"missing flags in {flags.group(0)!r}")
             uses_multiline = uses_multiline or "m" in on
-            scoped = f"(?{on}{'-' + off if off else ''}:"
+            scoped = f"(?{on}{'-' + off if off else ''}:" if on or off else "(?:"
             if end_char == ":":
                 out.append(scoped)
                 closers.append(0)
