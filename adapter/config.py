@@ -602,6 +602,8 @@ class _Loader:
     ) -> QueryTemplate | None:
         """A required template field, parsed with << >> delimiters and field names checked."""
         text = self.string(node, location)
+        if _is_collection(node):
+            return None  # already reported as the wrong type
         if not text or not text.strip():
             line = parent_line if node is None else _line(node)
             self.problem(location, line, "must be set (a template that renders a PromQL query)")
@@ -658,7 +660,7 @@ class _Loader:
             return None
         before = len(self.problems)
         series_query = self.string(fields.get("seriesQuery"), f"{location}.seriesQuery")
-        if not series_query:
+        if not series_query and not _is_collection(fields.get("seriesQuery")):
             self.problem(
                 f"{location}.seriesQuery",
                 line,
@@ -826,7 +828,9 @@ class _Loader:
         )
         resources = self.resource_mapping(fields.get("resources"), f"{location}.resources")
         container_label = self.string(fields.get("containerLabel"), f"{location}.containerLabel")
-        if not container_label:
+        if _is_collection(fields.get("containerLabel")):
+            pass  # already reported as the wrong type
+        elif not container_label:
             self.problem(
                 f"{location}.containerLabel",
                 line,
@@ -861,6 +865,10 @@ class _Loader:
             self.problem(location, _line(node), "must be longer than 0s")
             return None
         return window
+
+
+def _is_collection(node: yaml.Node | None) -> bool:
+    return isinstance(node, yaml.MappingNode | yaml.SequenceNode)
 
 
 def _join(location: str, key: str) -> str:
