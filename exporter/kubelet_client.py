@@ -39,14 +39,12 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 
-from exporter.source import FetchError
+from exporter.source import DEFAULT_MAX_BODY_BYTES, FetchError
 
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_TIMEOUT_SECONDS = 10.0
-# A full node's /pods is a few MB; this leaves room while bounding memory per node.
-DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 # Projected service-account tokens are replaced on disk about every hour; a changed file is picked
 # up on the next request, and the file is re-read after this long even if it looks unchanged
 # (coarse mtimes on some filesystems), as client-go does.
