@@ -331,16 +331,7 @@ class _Compiler:
             namespaced,
             external,
         )
-        if not association.overrides and association.template is None:
-            self.warnings.append(
-                ConfigProblem(
-                    f"{rule.location}.resources",
-                    rule.line,
-                    "maps no label to a resource (no overrides, no template)"
-                    + ("; requests can only be served with namespaced: false" if external else ""),
-                )
-            )
-        elif external and namespaced and compiled.namespace_label is None:
+        if external and namespaced and compiled.namespace_label is None:
             self.warnings.append(
                 ConfigProblem(
                     f"{rule.location}.resources",
@@ -348,6 +339,14 @@ class _Compiler:
                     "is namespaced (the default) but no label maps to namespaces, so requests "
                     "will fail; add overrides: {namespace: {resource: namespace}} or set "
                     "namespaced: false",
+                )
+            )
+        elif not external and not association.overrides and association.template is None:
+            self.warnings.append(
+                ConfigProblem(
+                    f"{rule.location}.resources",
+                    rule.line,
+                    "maps no label to a resource (no overrides, no template), so it serves nothing",
                 )
             )
         return compiled
