@@ -1376,24 +1376,46 @@ class Template:
         executor.walk(self._nodes, root)
         return "".join(executor.out)
 
-    def iter_field_names(self) -> Iterator[str]:
-        """Top-level field names the template reads from ``.`` (``.Series`` → ``Series``)."""
-        seen: set[str] = set()
-        for operand in _walk_operands(self._nodes):
-            if operand.kind == "field" and operand.chain and operand.chain[0] not in seen:
-                seen.add(operand.chain[0])
-                yield operand.chain[0]
+    def root_field_names(self) -> tuple[str, ...]:
+        """Fields read from the context itself (``.Series``, ``$.GroupBy``), sorted.
+
+        Fields read where ``.`` has been rebound by ``with`` or ``range`` are not included, so a
+        caller can check every name against the fields it will provide before rendering.
+        """
+        names = {
+            operand.chain[0]
+            for operand in _root_operands(self._nodes)
+            if operand.chain
+            and (operand.kind == "field" or (operand.kind == "var" and operand.name == "$"))
+        }
+        return tuple(sorted(names))
 
 
-def _walk_operands(nodes: Sequence[_Node]) -> Iterator[_Operand]:
+def _root_operands(nodes: Sequence[_Node]) -> Iterator[_Operand]:
     for node in nodes:
         if isinstance(node, _PrintNode):
             yield from _pipeline_operands(node.pipe)
         elif isinstance(node, _ControlNode):
             yield from _pipeline_operands(node.pipe)
-            yield from _walk_operands(node.body)
+            if node.kind == "if":
+                yield from _root_operands(node.body)
+            else:
+                yield from _dollar_operands(node.body)
             if node.else_body is not None:
-                yield from _walk_operands(node.else_body)
+                yield from _root_operands(node.else_body)
+
+
+def _dollar_operands(nodes: Sequence[_Node]) -> Iterator[_Operand]:
+    """Only ``$``-rooted operands: inside with/range ``.`` is something else."""
+    for node in nodes:
+        if isinstance(node, _PrintNode | _ControlNode):
+            for operand in _pipeline_operands(node.pipe):
+                if operand.kind == "var":
+                    yield operand
+        if isinstance(node, _ControlNode):
+            yield from _dollar_operands(node.body)
+            if node.else_body is not None:
+                yield from _dollar_operands(node.else_body)
 
 
 def _pipeline_operands(pipe: _Pipeline) -> Iterator[_Operand]:
