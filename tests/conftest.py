@@ -71,3 +71,7 @@ def kubectl_binary() -> str:
 
 def kubelet_fixture_paths(prefix: str) -> list[Path]:
     return sorted(KUBELET_FIXTURES.glob(f"{prefix}-*.json"))
+
+
+# The real-Prometheus launcher is shared by every test module that needs one.
+pytest_plugins = ["tests.prometheus_server"]

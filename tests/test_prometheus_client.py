@@ -35,7 +35,6 @@ from adapter.prometheus import (
     parse_header_flags,
 )
 from tests.prometheus_server import PrometheusServer
-from tests.prometheus_server import prometheus_server as prometheus_server  # noqa: PLC0414
 
 TOKEN = "s3cr3t-token-value"
 

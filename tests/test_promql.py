@@ -36,7 +36,6 @@ from adapter.promql import (
 )
 from adapter.selectors import LabelSelector, Operator, Requirement, parse_label_selector
 from tests.prometheus_server import PrometheusServer, running_prometheus
-from tests.prometheus_server import prometheus_server as prometheus_server  # noqa: PLC0414
 
 # --- a PromQL string-literal decoder (Prometheus' lexer rules + Go's strconv.Unquote) ----------
 
