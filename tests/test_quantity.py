@@ -288,7 +288,10 @@ def test_canonical_text_parses_back_to_the_same_value(quantity: Quantity) -> Non
     text = str(quantity)
     parsed = parse_quantity(text)
     assert parsed.as_fraction() == quantity.as_fraction()
-    assert str(parsed) == text
+    # A BinarySI value that is not a multiple of 1024 prints without a suffix, and a suffix-less
+    # string parses as DecimalSI (as in apimachinery), so only same-format texts must match.
+    if parsed.format == quantity.format:
+        assert str(parsed) == text
 
 
 @given(st.integers(min_value=0, max_value=2**63 - 1))
