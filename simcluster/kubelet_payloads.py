@@ -225,7 +225,8 @@ class _SummaryBuilder:
         ws = state.working_set_bytes
         usage = ws + ws // 50 + 65_536
         rss = ws * 93 // 100
-        faults = ws // 4096 + int(age * 3)
+        # Page faults are cumulative: they only depend on the instance's age.
+        faults = template.memory_bytes // 8192 + int(age * 3)
         block: JSON = {"name": template.name, "startTime": rfc3339(state.started)}
         self.maybe_cpu(
             block, state.started, self.cpu(state.cpu_core_seconds, state.cpu_cores, state.level)
@@ -309,7 +310,10 @@ class _SummaryBuilder:
             ws,
             usage_total + PAUSE_MEMORY_BYTES,
             pod_limit,
-            faults_total + 900,
+            # The pod cgroup's count survives container restarts, unlike the containers'.
+            900
+            + sum(c.memory_bytes // 8192 for c in pod.containers)
+            + int((sample - pod.created) * 3 * len(pod.containers)),
             rss_total + PAUSE_MEMORY_BYTES,
         )
         if not self.windows:

@@ -77,7 +77,7 @@ class KubeletFleet:
         payload_options: PayloadOptions | None = None,
         ports: Mapping[str, int] | None = None,
     ) -> None:
-        unknown = sorted(set(faults or {}) | set(ports or {}) - {n.name for n in cluster.nodes})
+        unknown = sorted((set(faults or {}) | set(ports or {})) - {n.name for n in cluster.nodes})
         if unknown:
             raise FleetError(f"faults/ports name nodes not in the cluster: {unknown}")
         if token is not None and not token:
@@ -96,7 +96,6 @@ class KubeletFleet:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._servers: list[asyncio.Server] = []
-        self._connections: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -196,7 +195,7 @@ class KubeletFleet:
                 return self._serve_connection(node, reader, writer)
 
             server = await asyncio.start_server(
-                self._track(handler), sock=sock, ssl=self._ssl, limit=MAX_HEADER_BYTES
+                self._track(handler), sock=sock, limit=MAX_HEADER_BYTES
             )
             self._servers.append(server)
 
@@ -205,23 +204,28 @@ class KubeletFleet:
         handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]],
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]:
         async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._connections.add(task)
-            try:
+            # Only the fleet cancels connections, when stopping. Ending normally matters:
+            # Python 3.11's stream callback logs a traceback for a cancelled handler task.
+            with contextlib.suppress(asyncio.CancelledError):
                 await handler(reader, writer)
-            finally:
-                self._connections.discard(task)
 
         return tracked
 
     async def _shutdown(self) -> None:
         for server in self._servers:
             server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.wait(list(self._connections), timeout=5.0)
+        this = asyncio.current_task()
+        for _ in range(3):
+            # Let connections accepted just now start their handler (which ends quietly when
+            # cancelled), then cancel every handler, including ones not yet tracked.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            pending = [task for task in asyncio.all_tasks() if task is not this]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=5.0)
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
@@ -229,17 +233,33 @@ class KubeletFleet:
     async def _serve_connection(
         self, node: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        graceful = False
         try:
+            if self._ssl is not None:
+                # TLS inside the handler (not in start_server) so that a handshake in progress
+                # belongs to this task and is cleaned up when the fleet stops.
+                await writer.start_tls(self._ssl, ssl_handshake_timeout=10.0)
             while await self._serve_request(node, reader, writer):
                 pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            graceful = True
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass
+        except asyncio.LimitOverrunError:
+            log.debug("node %s: request head larger than %d bytes", node, MAX_HEADER_BYTES)
         except ssl.SSLError as err:
             log.debug("node %s: TLS error from client: %s", node, err)
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            if graceful:
+                writer.close()
+                try:
+                    await writer.wait_closed()
+                except asyncio.CancelledError:
+                    writer.transport.abort()
+                    raise
+                except (ConnectionError, ssl.SSLError):
+                    pass
+            else:
+                writer.transport.abort()
 
     async def _serve_request(
         self, node: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
