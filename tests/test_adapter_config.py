@@ -90,7 +90,8 @@ def test_loaded_values() -> None:
 
 def test_default_rules_load() -> None:
     config = load_config_file(REPO_ROOT / "config" / "rules.yaml")
-    assert len(config.rules) == 2
+    assert len(config.rules) == 3
+    assert len(config.external_rules) == 1
     assert config.resource_rules is not None
     assert config.resource_rules.window == timedelta(minutes=1)
 

@@ -560,8 +560,18 @@ def test_default_rules_queries() -> None:
         load_config_file(REPO_ROOT / "config" / "rules.yaml"), BuiltinResourceCatalog()
     )
     assert config.warnings == ()
-    counters, gauges = config.rules
+    counters, gauges, volumes = config.rules
     assert counters.series_query == gauges.series_query  # one discovery query for both
+    claims = matchers(("namespace", ["ns"]), ("persistentvolumeclaim", ["data"]))
+    assert volumes.render_query(
+        context("kubestats_volume_used_bytes", claims, ["persistentvolumeclaim"])
+    ) == (
+        "max by (persistentvolumeclaim) "
+        '(kubestats_volume_used_bytes{namespace="ns",persistentvolumeclaim="data"})'
+    )
+    [node_cpu] = config.external_rules
+    assert node_cpu.api_name("kubestats_node_cpu_usage_seconds_total") == "node_cpu_usage_cores"
+    assert not node_cpu.namespaced
     pods = matchers(("namespace", ["ns"]), ("pod", ["a", "b"]))
     assert counters.render_query(
         context("kubestats_pod_network_receive_bytes_total", pods, ["pod"])
