@@ -349,12 +349,18 @@ class Cluster:
         created = pod.created - self.epoch
         return sum(c.cpu_cores * c.profile.integral(created, rel) for c in pod.containers)
 
+    def pod_replaced(self, pod: Pod) -> float:
+        """When churn replaces the pod by its successor (``inf`` without churn)."""
+        churn = pod.slot.deployment.churn
+        return math.inf if churn is None else pod.created + churn.every
+
     def expected_cpu_cores(self, pod: Pod, t0: float, t1: float) -> float:
-        """Average CPU cores the pod's containers used over ``[t0, t1]`` (the true rate)."""
+        """Average CPU cores the pod's containers used over ``[t0, t1]`` (the true rate);
+        time before the pod was created or after it was replaced counts as zero."""
         if t1 <= t0:
             raise ValueError(f"expected_cpu_cores needs t0 < t1, got {t0} and {t1}")
         start = max(t0, pod.created) - self.epoch
-        end = t1 - self.epoch
+        end = min(t1, self.pod_replaced(pod)) - self.epoch
         used = sum(c.cpu_cores * c.profile.integral(start, end) for c in pod.containers)
         return used / (t1 - t0)
 

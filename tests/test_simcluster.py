@@ -415,6 +415,19 @@ def test_churn_replaces_pods_and_node_counters_stay_monotonic() -> None:
     assert len(set(names_seen)) >= 5, "pods should be replaced every 100 s"
 
 
+def test_expected_cpu_of_a_replaced_pod_counts_only_its_lifetime() -> None:
+    flat = container("app", profile=Steady(wobble=0.0), cpu_cores=0.5)
+    cluster = single_node([deployment("app", flat, churn=Churn(every=100.0))])
+    pod = cluster.pods_on_node("node-a", EPOCH)[0]
+    assert cluster.pod_replaced(pod) == pod.created + 100
+    assert cluster.expected_cpu_cores(pod, pod.created - 100, pod.created + 200) == (
+        pytest.approx(0.5 * 100 / 300)
+    )
+    successor = cluster.pods_on_node("node-a", pod.created + 100)[0]
+    assert successor.name != pod.name
+    assert successor.created == pod.created + 100
+
+
 def test_stats_are_quantised_to_the_housekeeping_interval() -> None:
     cluster = single_node([deployment()], interval=15)
     sample = cluster.sample_time("node-a", EPOCH + 1000)
