@@ -56,7 +56,7 @@ import trustme
 import yaml
 
 from simcluster.kubelet_payloads import pod_list, rfc3339
-from simcluster.model import RESERVED_MEMORY_BYTES, Cluster
+from simcluster.model import RESERVED_MEMORY_BYTES, Cluster, Deployment, stable_uid
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,33 @@ ADAPTER_USER = "system:serviceaccount:kube-system:kubemetrics-adapter"
 EXPORTER_USER = "system:serviceaccount:kube-system:kubemetrics-exporter"
 ADMIN_USER = "kubernetes-admin"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-KINDS = {"nodes": "Node", "pods": "Pod", "namespaces": "Namespace"}
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    group: str
+    plural: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/v1" if self.group else "v1"
+
+
+# What the stand-in serves (read-only; resource plurals are unique across these groups).
+RESOURCES: Mapping[str, Resource] = {
+    r.plural: r
+    for r in (
+        Resource("", "namespaces", "Namespace", namespaced=False, short_names=("ns",)),
+        Resource("", "nodes", "Node", namespaced=False, short_names=("no",)),
+        Resource("", "pods", "Pod", namespaced=True, short_names=("po",)),
+        Resource("", "persistentvolumeclaims", "PersistentVolumeClaim", True, short_names=("pvc",)),
+        Resource("apps", "deployments", "Deployment", namespaced=True, short_names=("deploy",)),
+        Resource("apps", "replicasets", "ReplicaSet", namespaced=True, short_names=("rs",)),
+    )
+}
 WATCH_POLL_SECONDS = 0.2
 MAX_WATCH_SECONDS = 1800
 
@@ -165,15 +191,10 @@ def default_policy(attributes: Attributes) -> tuple[bool, str]:
             and attributes.verb == "get"
         ):
             return True, 'RBAC: allowed by RoleBinding "extension-apiserver-authentication-reader"'
-        if (
-            attributes.group == ""
-            and attributes.resource in KINDS
-            and attributes.verb
-            in (
-                "get",
-                "list",
-                "watch",
-            )
+        if attributes.resource in RESOURCES and attributes.verb in (
+            "get",
+            "list",
+            "watch",
         ):
             return True, 'RBAC: allowed by ClusterRoleBinding "kubemetrics-adapter"'
     if (
@@ -266,6 +287,10 @@ def _checked_key(key: str, selector: str) -> str:
     return key
 
 
+_METADATA_FIELDS: Mapping[str, Callable[[JSON], str]] = {
+    "metadata.name": lambda o: o["metadata"]["name"],
+    "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
+}
 FIELD_PATHS: Mapping[str, Mapping[str, Callable[[JSON], str]]] = {
     "pods": {
         "metadata.name": lambda o: o["metadata"]["name"],
@@ -288,7 +313,7 @@ def parse_field_selector(kind: str, text: str) -> Callable[[JSON], bool]:
         for operator in ("!=", "==", "="):
             if operator in part:
                 name, _, value = part.partition(operator)
-                getter = FIELD_PATHS[kind].get(name.strip())
+                getter = FIELD_PATHS.get(kind, _METADATA_FIELDS).get(name.strip())
                 if getter is None:
                     raise SelectorError(f'field label not supported: {name.strip()} (for "{kind}")')
                 checks.append((getter, operator != "!=", value.strip()))
@@ -412,6 +437,9 @@ class ObjectStore:
         for namespace in namespaces:
             obj = _namespace_object(self.cluster, namespace)
             objects[_key("namespaces", obj)] = obj
+        for deployment in self.cluster.deployments:
+            obj = _deployment_object(self.cluster, deployment)
+            objects[_key("deployments", obj)] = obj
         for node in self.cluster.nodes:
             obj = _node_object(self.cluster, node.name, self._endpoints.get(node.name))
             objects[_key("nodes", obj)] = obj
@@ -420,6 +448,8 @@ class ObjectStore:
                 pod["metadata"] = dict(pod["metadata"])
                 pod["metadata"].pop("resourceVersion", None)
                 objects[_key("pods", pod)] = pod
+                for owned in _pod_owned_objects(self.cluster, pod):
+                    objects.setdefault(_key(owned.pop("plural"), owned), owned)
         return objects
 
 
@@ -429,8 +459,6 @@ def _without_version(obj: JSON) -> JSON:
 
 
 def _namespace_object(cluster: Cluster, name: str) -> JSON:
-    from simcluster.model import stable_uid  # noqa: PLC0415 - keeps the import list short
-
     return {
         "kind": "Namespace",
         "apiVersion": "v1",
@@ -445,9 +473,109 @@ def _namespace_object(cluster: Cluster, name: str) -> JSON:
     }
 
 
-def _node_object(cluster: Cluster, name: str, endpoint: tuple[str, int] | None) -> JSON:
-    from simcluster.model import stable_uid  # noqa: PLC0415
+def _deployment_object(cluster: Cluster, deployment: Deployment) -> JSON:
+    selector = {"matchLabels": dict(deployment.labels)}
+    replicas = deployment.replicas
+    return {
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {
+            "name": deployment.name,
+            "namespace": deployment.namespace,
+            "uid": stable_uid("deployment", deployment.namespace, deployment.name),
+            "generation": 1,
+            "creationTimestamp": rfc3339(cluster.epoch - deployment.age_seconds),
+            "labels": dict(deployment.labels),
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": selector,
+            "template": {
+                "metadata": {"labels": dict(deployment.labels)},
+                "spec": {
+                    "containers": [
+                        {"name": c.name, "image": c.image} for c in deployment.containers
+                    ]
+                },
+            },
+        },
+        "status": {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        },
+    }
 
+
+def _pod_owned_objects(cluster: Cluster, pod: JSON) -> list[JSON]:
+    """The pod's ReplicaSet and PersistentVolumeClaims (with ``plural`` to key them)."""
+    metadata = pod["metadata"]
+    namespace = metadata["namespace"]
+    owned: list[JSON] = []
+    for reference in metadata.get("ownerReferences", []):
+        if reference.get("kind") != "ReplicaSet":
+            continue
+        deployment_name = reference["name"].rsplit("-", 1)[0]
+        labels = dict(metadata.get("labels", {}))
+        owned.append(
+            {
+                "plural": "replicasets",
+                "kind": "ReplicaSet",
+                "apiVersion": "apps/v1",
+                "metadata": {
+                    "name": reference["name"],
+                    "namespace": namespace,
+                    "uid": reference["uid"],
+                    "labels": labels,
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "name": deployment_name,
+                            "uid": stable_uid("deployment", namespace, deployment_name),
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                },
+                "spec": {"selector": {"matchLabels": labels}},
+                "status": {},
+            }
+        )
+    for volume in pod["spec"].get("volumes", []):
+        claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+        if not claim:
+            continue
+        owned.append(
+            {
+                "plural": "persistentvolumeclaims",
+                "kind": "PersistentVolumeClaim",
+                "apiVersion": "v1",
+                "metadata": {
+                    "name": claim,
+                    "namespace": namespace,
+                    "uid": stable_uid("pvc", cluster.seed, namespace, claim),
+                },
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "10Gi"}},
+                    "volumeName": f"pvc-{stable_uid('pv', namespace, claim)}",
+                    "storageClassName": "standard",
+                    "volumeMode": "Filesystem",
+                },
+                "status": {
+                    "phase": "Bound",
+                    "accessModes": ["ReadWriteOnce"],
+                    "capacity": {"storage": "10Gi"},
+                },
+            }
+        )
+    return owned
+
+
+def _node_object(cluster: Cluster, name: str, endpoint: tuple[str, int] | None) -> JSON:
     node = cluster.node(name)
     address, port = endpoint or (node.internal_ip, 10250)
     allocatable_memory = node.memory_bytes - RESERVED_MEMORY_BYTES
@@ -833,20 +961,31 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _core(self, segments: list[str], query: Mapping[str, str], user: User) -> None:
-        # /api/v1/{nodes,pods,namespaces}[/NAME] and /api/v1/namespaces/NS/pods[/NAME]
-        rest = segments[2:] if segments[:2] == ["api", "v1"] else []
+        # /api/v1/RESOURCE[/NAME], /api/v1/namespaces/NS/RESOURCE[/NAME], /apis/apps/v1/...
+        if segments[:2] == ["api", "v1"]:
+            group, rest = "", segments[2:]
+        elif segments[:1] == ["apis"] and len(segments) >= 3 and segments[2] == "v1":
+            group, rest = segments[1], segments[3:]
+        else:
+            group, rest = "-", []
         namespace = ""
-        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] == "pods":
+        if len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
-        if not rest or rest[0] not in KINDS or len(rest) > 2:
+        resource = RESOURCES.get(rest[0]) if rest else None
+        if (
+            resource is None
+            or resource.group != group
+            or len(rest) > 2
+            or (namespace and not resource.namespaced)
+        ):
             self._fail(404, "NotFound", "the server could not find the requested resource")
             return
-        kind = rest[0]
+        kind = resource.plural
         name = rest[1] if len(rest) == 2 else ""
         watching = _truthy(query.get("watch", ""))
         verb = "watch" if watching else "get" if name else "list"
         attributes = Attributes(
-            user.name, user.groups, verb, resource=kind, namespace=namespace, name=name
+            user.name, user.groups, verb, group, kind, namespace=namespace, name=name
         )
         if not self._allowed(user, attributes):
             return
@@ -896,8 +1035,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(
             200,
             {
-                "kind": f"{KINDS[kind]}List",
-                "apiVersion": "v1",
+                "kind": f"{resource.kind}List",
+                "apiVersion": resource.api_version,
                 "metadata": metadata,
                 "items": items,
             },
@@ -1203,8 +1342,16 @@ def _discovery_documents(url: str) -> dict[str, JSON]:
             item["shortNames"] = list(short)
         return item
 
+    def served(group_name: str) -> list[JSON]:
+        return [
+            resource(r.plural, r.kind, read, namespaced=r.namespaced, short=r.short_names)
+            for r in sorted(RESOURCES.values(), key=lambda r: r.plural)
+            if r.group == group_name
+        ]
+
     read = ("get", "list", "watch")
     groups = [
+        group("apps", ("v1",)),
         group("authentication.k8s.io", ("v1",)),
         group("authorization.k8s.io", ("v1",)),
         *(group(name, versions) for name, versions in AGGREGATED_GROUPS.items()),
@@ -1231,10 +1378,14 @@ def _discovery_documents(url: str) -> dict[str, JSON]:
             "groupVersion": "v1",
             "resources": [
                 resource("configmaps", "ConfigMap", ("get",), namespaced=True, short=("cm",)),
-                resource("namespaces", "Namespace", read, namespaced=False, short=("ns",)),
-                resource("nodes", "Node", read, namespaced=False, short=("no",)),
-                resource("pods", "Pod", read, namespaced=True, short=("po",)),
+                *served(""),
             ],
+        },
+        "/apis/apps/v1": {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "apps/v1",
+            "resources": served("apps"),
         },
         "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups},
         "/apis/authentication.k8s.io/v1": {

@@ -1,0 +1,432 @@
+"""The whole pipeline on one machine: simulated cluster → exporter → Prometheus → adapter → kubectl.
+
+:class:`Stack` starts, in order, the stand-in kubelets (``simcluster.KubeletFleet``), the
+stand-in kube-apiserver and aggregator (``simcluster.apiserver``), the exporter (a real
+``kubemetrics-exporter`` process), a real Prometheus with a generated configuration, and the
+adapter (a real ``kubemetrics-adapter`` process with ``config/rules.yaml``), then points the
+aggregator at the adapter. ``stop()`` ends everything in reverse order and waits for every
+child process. ``python -m demo`` and the end-to-end tests both run this one implementation.
+
+Child processes run in their own session (a terminal's Ctrl-C reaches only the demo, which
+stops them in order) and, on Linux, get SIGTERM if the process that started them dies.
+
+Exception tree::
+
+    StackError(RuntimeError)   a part did not start or become ready; the message has its log tail
+    └── StackInterruptedError       ``stopping`` was set while starting
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from simcluster.apiserver import SimApiserver
+from simcluster.kubelet_server import KubeletFleet
+from simcluster.model import Cluster, ClusterSpec, generate_cluster
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RULES = REPO_ROOT / "config" / "rules.yaml"
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 10.0
+LOG_TAIL_LINES = 30
+
+
+class StackError(RuntimeError):
+    """A part of the pipeline did not start or did not become ready."""
+
+
+class StackInterruptedError(StackError):
+    """Stopping was requested while the stack was starting."""
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    workdir: Path
+    prometheus_binary: str
+    nodes: int = 3
+    pods_per_node: int = 8
+    seed: int = 1
+    # Short intervals so rates exist within seconds; the kubelet refresh matches the scrape.
+    housekeeping_interval: int = 2
+    scrape_interval_seconds: int = 2
+    discovery_interval: str = "5s"
+    rules_file: Path = DEFAULT_RULES
+    python: str = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG = 1: the child gets SIGTERM when the parent dies, even by SIGKILL.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class ManagedProcess:
+    """One child process with its log file."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        environment = {**os.environ, **self.env}
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+                list(self.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-LOG_TAIL_LINES:])
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            # SIGKILL the whole session: a gunicorn master that hangs must not leave workers.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+
+def prometheus_config(targets: Sequence[str], scrape_interval_seconds: int) -> str:
+    """The generated prometheus.yml: one job scraping the exporter(s)."""
+    listed = ", ".join(f"'{target}'" for target in targets)
+    return (
+        "global:\n"
+        f"  scrape_interval: {scrape_interval_seconds}s\n"
+        f"  scrape_timeout: {max(scrape_interval_seconds - 1, 1)}s\n"
+        f"  evaluation_interval: {scrape_interval_seconds}s\n"
+        "scrape_configs:\n"
+        "- job_name: kubemetrics-exporter\n"
+        # The exporter's node/namespace/pod labels are the data; keep them as they are.
+        "  honor_labels: true\n"
+        "  static_configs:\n"
+        f"  - targets: [{listed}]\n"
+    )
+
+
+class Stack:
+    """The running pipeline. ``start()`` then ``stop()`` (also a context manager)."""
+
+    def __init__(
+        self,
+        options: StackOptions,
+        *,
+        progress: Callable[[str], None] = lambda _message: None,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self.options = options
+        self.progress = progress
+        self.stopping = stopping or threading.Event()
+        self.cluster: Cluster = generate_cluster(
+            ClusterSpec(
+                nodes=options.nodes,
+                pods_per_node=options.pods_per_node,
+                seed=options.seed,
+                housekeeping_interval=options.housekeeping_interval,
+            ),
+            epoch=int(time.time()),
+        )
+        self.fleet = KubeletFleet(self.cluster)
+        self.apiserver: SimApiserver | None = None
+        self.exporters: list[ManagedProcess] = []
+        self.exporter_urls: list[str] = []
+        self.prometheus: ManagedProcess | None = None
+        self.prometheus_port = free_port()
+        self.adapter: ManagedProcess | None = None
+        self.adapter_port = free_port()
+        self.kubeconfig = options.workdir / "kubeconfig"
+        self.started_at = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        workdir = self.options.workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._step(f"starting {len(self.cluster.nodes)} stand-in kubelets", self._start_fleet)
+            self._step("starting the stand-in kube-apiserver and aggregator", self._start_api)
+            self._step("starting kubemetrics-exporter", self._start_exporters)
+            self._step("starting Prometheus", self.start_prometheus)
+            self._step("starting kubemetrics-adapter", self._start_adapter)
+            self._step("waiting for the first metrics through the aggregator", self._wait_metrics)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop everything that was started, newest first. Safe to call more than once."""
+        if self.apiserver is not None:
+            self.apiserver.set_adapter(None, None)
+        for process in [self.adapter, self.prometheus, *reversed(self.exporters)]:
+            if process is not None:
+                process.stop()
+        if self.apiserver is not None:
+            self.apiserver.stop()
+            self.apiserver = None
+        self.fleet.stop()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def child_pids(self) -> list[int]:
+        processes = [self.adapter, self.prometheus, *self.exporters]
+        return [p.pid for p in processes if p is not None and p.pid is not None]
+
+    # -- URLs ----------------------------------------------------------------------------------
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def adapter_url(self) -> str:
+        return f"https://127.0.0.1:{self.adapter_port}"
+
+    @property
+    def api(self) -> SimApiserver:
+        if self.apiserver is None:
+            raise StackError("the stand-in apiserver is not running")
+        return self.apiserver
+
+    def get(self, path: str, token: str | None = None, timeout: float = 10.0) -> requests.Response:
+        """GET through the stand-in apiserver/aggregator (admin token unless another is given)."""
+        api = self.api
+        return requests.get(
+            api.url + path,
+            headers={"Authorization": f"Bearer {token or api.credentials.admin_token}"},
+            verify=str(api.ca_file),
+            timeout=timeout,
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _step(self, title: str, action: Callable[[], None]) -> None:
+        if self.stopping.is_set():
+            raise StackInterruptedError("stopped while starting")
+        began = time.monotonic()
+        self.progress(f"{title} ...")
+        action()
+        self.progress(f"{title}: done ({time.monotonic() - began:.1f}s)")
+
+    def _start_fleet(self) -> None:
+        self.fleet.start()
+
+    def _start_api(self) -> None:
+        endpoints = {
+            name: ("127.0.0.1", urlsplit(url).port or 80) for name, url in self.fleet.urls.items()
+        }
+        self.apiserver = SimApiserver(
+            self.cluster, endpoints, directory=self.options.workdir / "apiserver"
+        ).start()
+        credentials = self.apiserver.credentials
+        self.apiserver.write_kubeconfig(self.kubeconfig, credentials.admin_token, "admin")
+        self.apiserver.write_kubeconfig(
+            self.options.workdir / "adapter.kubeconfig", credentials.adapter_token, "adapter"
+        )
+        self.apiserver.write_kubeconfig(
+            self.options.workdir / "exporter.kubeconfig", credentials.exporter_token, "exporter"
+        )
+
+    def _start_exporters(self) -> None:
+        # One exporter per node (the DaemonSet layout), each reading its node's kubelet.
+        for node, url in sorted(self.fleet.urls.items()):
+            port = free_port()
+            process = ManagedProcess(
+                f"exporter-{node}",
+                [
+                    self.options.python,
+                    "-m",
+                    "exporter.cli",
+                    "--kubelet-url",
+                    f"{url}/stats/summary",
+                    "--kubelet-timeout",
+                    "5s",
+                    "--listen-address",
+                    f"127.0.0.1:{port}",
+                    "--log-level",
+                    "warning",
+                ],
+                self.options.workdir / "logs" / f"exporter-{node}.log",
+                env={"NODE_NAME": node},
+            )
+            process.start()
+            self.exporters.append(process)
+            self.exporter_urls.append(f"127.0.0.1:{port}")
+        for process, address in zip(self.exporters, self.exporter_urls, strict=True):
+            self._wait_http(process, f"http://{address}/healthz")
+
+    def start_prometheus(self) -> None:
+        """Start (or restart, same port and data) Prometheus and wait until it is ready."""
+        directory = self.options.workdir / "prometheus"
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        config = directory / "prometheus.yml"
+        config.write_text(
+            prometheus_config(self.exporter_urls, self.options.scrape_interval_seconds),
+            encoding="utf-8",
+        )
+        self.prometheus = ManagedProcess(
+            "prometheus",
+            [
+                self.options.prometheus_binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
+                "--storage.tsdb.retention.time=1d",
+                "--log.level=warn",
+            ],
+            self.options.workdir / "logs" / "prometheus.log",
+        )
+        self.prometheus.start()
+        self._wait_http(self.prometheus, f"{self.prometheus_url}/-/ready")
+
+    def stop_prometheus(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+
+    def _start_adapter(self) -> None:
+        api = self.api
+        certs = self.options.workdir / "adapter-certs"
+        certs.mkdir(parents=True, exist_ok=True)
+        serving = api.ca.issue_cert("127.0.0.1", "localhost")
+        cert_file, key_file = certs / "serving.crt", certs / "serving.key"
+        serving.cert_chain_pems[0].write_to_path(str(cert_file))
+        serving.private_key_pem.write_to_path(str(key_file))
+        key_file.chmod(0o600)
+        self.adapter = ManagedProcess(
+            "adapter",
+            [
+                self.options.python,
+                "-m",
+                "adapter.serve",
+                "--config",
+                str(self.options.rules_file),
+                "--prometheus-url",
+                self.prometheus_url,
+                "--prometheus-timeout",
+                "5s",
+                "--metrics-relist-interval",
+                self.options.discovery_interval,
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(self.adapter_port),
+                "--tls-cert-file",
+                str(cert_file),
+                "--tls-private-key-file",
+                str(key_file),
+                "--kubeconfig",
+                str(self.options.workdir / "adapter.kubeconfig"),
+                "--threads",
+                "8",
+            ],
+            self.options.workdir / "logs" / "adapter.log",
+        )
+        self.adapter.start()
+        self._wait_http(self.adapter, f"{self.adapter_url}/healthz", verify=str(api.ca_file))
+        api.set_adapter(self.adapter_url, api.ca_file)
+
+    def _wait_metrics(self) -> None:
+        """Until ``kubectl top node``'s request answers with every node (rates need 2 scrapes)."""
+        expected = {node.name for node in self.cluster.nodes}
+        last = ""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            self._check_running()
+            try:
+                response = self.get("/apis/metrics.k8s.io/v1beta1/nodes", timeout=5.0)
+                if response.status_code == 200:
+                    names = {item["metadata"]["name"] for item in response.json().get("items", [])}
+                    if names == expected:
+                        self.started_at = time.time()
+                        return
+                    last = f"nodes with metrics so far: {sorted(names)}"
+                else:
+                    last = f"HTTP {response.status_code}: {response.text[:300]}"
+            except requests.RequestException as err:
+                last = str(err)
+            if self.stopping.wait(0.5):
+                raise StackInterruptedError("stopped while waiting for metrics")
+        raise StackError(
+            f"no node metrics through the aggregator after {READY_TIMEOUT_SECONDS:.0f}s ({last})"
+            f"\n--- adapter log ---\n{self.adapter.log_tail() if self.adapter else ''}"
+        )
+
+    def _check_running(self) -> None:
+        for process in [self.adapter, self.prometheus, *self.exporters]:
+            if process is not None and process.process is not None and not process.running():
+                raise StackError(
+                    f"{process.name} exited with code {process.process.returncode}:\n"
+                    f"{process.log_tail()}"
+                )
+
+    def _wait_http(self, process: ManagedProcess, url: str, verify: str | bool = True) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        last = ""
+        while time.monotonic() < deadline:
+            if not process.running():
+                code = process.process.returncode if process.process else None
+                raise StackError(f"{process.name} exited with code {code}:\n{process.log_tail()}")
+            try:
+                response = requests.get(url, timeout=2.0, verify=verify)
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            except requests.RequestException as err:
+                last = type(err).__name__
+            if self.stopping.wait(0.1):
+                raise StackInterruptedError(f"stopped while waiting for {process.name}")
+        raise StackError(
+            f"{process.name} not ready at {url} after {READY_TIMEOUT_SECONDS:.0f}s ({last}):\n"
+            f"{process.log_tail()}"
+        )
