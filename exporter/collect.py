@@ -19,20 +19,25 @@ from typing import Any, TypeVar
 from exporter.exposition import MetricFamily, escape_label_value
 from exporter.metrics import METRICS, SCOPE_LABELS, MetricDef, Scope
 from exporter.model import (
+    CollectionRound,
     ContainerStats,
     NetworkStats,
     NodeResult,
     NodeStats,
+    PodPhase,
     PodStats,
     ScrapeErrorCount,
     Summary,
 )
+from exporter.pods import Pod
 
 __all__ = ["collect"]
 
 Entity = tuple[str, Any]  # (rendered identity labels, record)
 T = TypeVar("T")
 
+# The phases of a v1 Pod, in the order the API documents them.
+POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 _NODE_FILESYSTEMS = (("root", "fs"), ("image", "image_fs"), ("container", "container_fs"))
 
 
@@ -40,10 +45,14 @@ def collect(
     results: Sequence[NodeResult],
     error_totals: Mapping[tuple[str, str], int],
     table: Sequence[MetricDef[Any]] = METRICS,
+    collection: CollectionRound | None = None,
 ) -> list[MetricFamily]:
-    """Metric families for ``results`` (one per scraped kubelet) and the exporter's error counts
-    (``(node, reason) -> failures so far``). Families without samples are left out."""
+    """Metric families for ``results`` (one per scraped kubelet), the exporter's error counts
+    (``(node, reason) -> failures so far``) and, from the background collector, the round that
+    produced them. Families without samples are left out."""
     entities = _entities(results, error_totals)
+    if collection is not None:
+        entities[Scope.COLLECTION].append(("", collection))
     families: list[MetricFamily] = []
     for row in table:
         samples = _samples(row, entities[row.scope])
@@ -65,11 +74,9 @@ def _samples(row: MetricDef[Any], entities: Sequence[Entity]) -> list[tuple[str,
                 )
                 samples.append((f"{labels},{extra}", value))
         return samples
-    for labels, record in entities:
-        value = value_of(record)
-        if value is not None:
-            samples.append((labels, value))
-    return samples
+    return [
+        (labels, value) for labels, record in entities if (value := value_of(record)) is not None
+    ]
 
 
 def _labels(scope: Scope, values: Sequence[str]) -> str:
@@ -89,7 +96,12 @@ def _entities(
     )
     for summary in summaries:
         _add_summary(entities, summary)
-    for result in sorted(results, key=lambda result: result.node):
+    by_node = sorted(results, key=lambda result: result.node)
+    for result in by_node:
+        if result.pods:
+            node = result.summary.node.name if result.summary is not None else result.node
+            _add_pod_list(entities, node, result.pods)
+    for result in by_node:
         entities[Scope.SCRAPE].append((_labels(Scope.SCRAPE, (result.node,)), result))
     for (node, reason), total in sorted(error_totals.items()):
         entities[Scope.SCRAPE_ERROR].append(
@@ -155,6 +167,24 @@ def _add_container(
                 accelerator,
             )
         )
+
+
+def _add_pod_list(entities: dict[Scope, list[Entity]], node: str, pods: Sequence[Pod]) -> None:
+    """Phases, requests, limits and restarts from ``/pods``. Plain init containers are left out:
+    they have finished before the pod runs, so their requests are not what it uses; sidecars
+    (init containers that keep running) are kept."""
+    for pod in _by_name(pods, lambda p: f"{p.namespace}/{p.name}"):
+        pod_labels = _labels(Scope.POD, (node, pod.namespace, pod.name))
+        if pod.phase is not None:
+            for phase in POD_PHASES:
+                entities[Scope.POD_PHASE].append(
+                    (f'{pod_labels},phase="{phase}"', PodPhase(phase, pod.phase))
+                )
+        running = [c for c in pod.containers if not c.init or c.sidecar]
+        for container in _by_name(running, lambda c: c.name):
+            entities[Scope.POD_CONTAINER].append(
+                (f'{pod_labels},container="{escape_label_value(container.name)}"', container)
+            )
 
 
 def _interfaces(network: NetworkStats | None) -> Iterable[Any]:

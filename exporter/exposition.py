@@ -58,12 +58,26 @@ def _format_value(value: Value) -> str:
     return repr(float(value))
 
 
-def _render_samples(lines: list[str], name: str, samples: Iterable[tuple[str, Value]]) -> None:
-    for labels, value in samples:
-        if labels:
-            lines.append(f"{name}{{{labels}}} {_format_value(value)}\n")
-        else:
-            lines.append(f"{name} {_format_value(value)}\n")
+def _render_samples(lines: list[str], name: str, samples: Sequence[tuple[str, Value]]) -> None:
+    # The hot loop of every collection: one f-string per sample. ``value - value == 0`` is False
+    # only for NaN and the infinities, which need their exposition spelling; for finite ints and
+    # floats repr() is already the right text.
+    if samples and samples[0][0]:
+        prefix = name + "{"
+        lines += [
+            f"{prefix}{labels}}} {value!r}\n"
+            if value - value == 0 and labels
+            else _sample_line(name, labels, value)
+            for labels, value in samples
+        ]
+    else:
+        lines += [_sample_line(name, labels, value) for labels, value in samples]
+
+
+def _sample_line(name: str, labels: str, value: Value) -> str:
+    if labels:
+        return f"{name}{{{labels}}} {_format_value(value)}\n"
+    return f"{name} {_format_value(value)}\n"
 
 
 def render_text(families: Iterable[MetricFamily]) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from exporter.model import (
     AcceleratorStats,
+    CollectionRound,
     ContainerStats,
     CPUStats,
     FsStats,
@@ -28,12 +29,14 @@ from exporter.model import (
     NetworkStats,
     NodeResult,
     NodeStats,
+    PodPhase,
     PodStats,
     Pressure,
     ScrapeErrorCount,
     SwapStats,
     VolumeStats,
 )
+from exporter.pods import PodContainer
 
 __all__ = ["METRICS", "SCOPE_LABELS", "MetricDef", "MetricType", "Scope"]
 
@@ -60,8 +63,11 @@ class Scope(Enum):
     NODE_FILESYSTEM = "node_filesystem"  # FsStats: node.fs, runtime.imageFs, runtime.containerFs
     VOLUME = "volume"  # VolumeStats
     ACCELERATOR = "accelerator"  # AcceleratorStats of a container
+    POD_PHASE = "pod_phase"  # PodPhase of a pod in the kubelet's /pods
+    POD_CONTAINER = "pod_container"  # PodContainer (spec and status) of a pod in /pods
     SCRAPE = "scrape"  # NodeResult
     SCRAPE_ERROR = "scrape_error"  # ScrapeErrorCount
+    COLLECTION = "collection"  # CollectionRound: the exporter as a whole, no labels
 
 
 SCOPE_LABELS: dict[Scope, tuple[str, ...]] = {
@@ -77,8 +83,12 @@ SCOPE_LABELS: dict[Scope, tuple[str, ...]] = {
     # persistentvolumeclaim is "" when the volume is not a PVC
     Scope.VOLUME: ("node", "namespace", "pod", "volume", "persistentvolumeclaim"),
     Scope.ACCELERATOR: ("node", "namespace", "pod", "container", "accelerator", "make", "model"),
+    # one series per phase (Pending, Running, Succeeded, Failed, Unknown), 1 for the current one
+    Scope.POD_PHASE: ("node", "namespace", "pod", "phase"),
+    Scope.POD_CONTAINER: ("node", "namespace", "pod", "container"),
     Scope.SCRAPE: ("node",),
     Scope.SCRAPE_ERROR: ("node", "reason"),
+    Scope.COLLECTION: (),
 }
 
 
@@ -438,6 +448,62 @@ def _container_rows() -> list[MetricDef[Any]]:
     ]
 
 
+def _phase_value(record: PodPhase) -> Value:
+    return 1 if record.phase == record.current else 0
+
+
+def _pod_status_rows() -> list[MetricDef[Any]]:
+    return [
+        _gauge(
+            "kubestats_pod_phase",
+            "1 for the pod's current phase (label phase), 0 for the four others; from /pods.",
+            Scope.POD_PHASE,
+            _phase_value,
+        ),
+    ]
+
+
+def _pod_container_rows() -> list[MetricDef[Any]]:
+    return [
+        _gauge(
+            "kubestats_container_cpu_request_cores",
+            "CPU the container requests in its pod spec, in cores; absent when not set.",
+            Scope.POD_CONTAINER,
+            lambda r: r.resources.cpu_request_cores,
+        ),
+        _gauge(
+            "kubestats_container_cpu_limit_cores",
+            "CPU limit of the container in its pod spec, in cores; absent when not set.",
+            Scope.POD_CONTAINER,
+            lambda r: r.resources.cpu_limit_cores,
+        ),
+        _gauge(
+            "kubestats_container_memory_request_bytes",
+            "Memory the container requests in its pod spec, in bytes; absent when not set.",
+            Scope.POD_CONTAINER,
+            lambda r: r.resources.memory_request_bytes,
+        ),
+        _gauge(
+            "kubestats_container_memory_limit_bytes",
+            "Memory limit of the container in its pod spec, in bytes; absent when not set.",
+            Scope.POD_CONTAINER,
+            lambda r: r.resources.memory_limit_bytes,
+        ),
+        _counter(
+            "kubestats_container_restarts_total",
+            "Times the kubelet restarted the container (status restartCount); from /pods.",
+            Scope.POD_CONTAINER,
+            lambda r: r.restart_count,
+        ),
+    ]
+
+
+def _running_pods(record: NodeResult) -> Value | None:
+    if record.pods is None:
+        return None
+    return sum(1 for pod in record.pods if pod.phase == "Running")
+
+
 def _scrape_success(record: NodeResult) -> Value:
     return 1 if record.failure is None else 0
 
@@ -446,12 +512,30 @@ def _scrape_duration(record: NodeResult) -> Value:
     return record.duration_seconds
 
 
+def _pods_scrape_success(record: NodeResult) -> Value | None:
+    if record.pods is None and record.pods_failure is None:
+        return None  # /pods is not read from this source
+    return 1 if record.pods_failure is None else 0
+
+
 def _scrape_errors(record: ScrapeErrorCount) -> Value:
     return record.total
 
 
 def _exporter_rows() -> list[MetricDef[Any]]:
     return [
+        _gauge(
+            "kubestats_node_running_pods",
+            "Pods in phase Running on the node, from the kubelet's /pods.",
+            Scope.SCRAPE,
+            _running_pods,
+        ),
+        _gauge(
+            "kubestats_cluster_nodes",
+            "Nodes the API server listed (matching --node-selector); cluster-wide mode only.",
+            Scope.COLLECTION,
+            lambda r: r.nodes,
+        ),
         _gauge(
             "kubestats_exporter_scrape_success",
             "1 if the last scrape of the node's kubelet Summary API succeeded, else 0.",
@@ -464,11 +548,41 @@ def _exporter_rows() -> list[MetricDef[Any]]:
             Scope.SCRAPE,
             _scrape_duration,
         ),
+        _gauge(
+            "kubestats_exporter_scrape_timestamp_seconds",
+            "Unix time the last scrape of the node's kubelet Summary API finished.",
+            Scope.SCRAPE,
+            lambda r: r.scraped_at,
+        ),
+        _gauge(
+            "kubestats_exporter_pods_scrape_success",
+            "1 if the last read of the node's kubelet /pods succeeded, else 0.",
+            Scope.SCRAPE,
+            _pods_scrape_success,
+        ),
         _counter(
             "kubestats_exporter_scrape_errors_total",
             "Failed scrapes of the node's kubelet since the exporter started, by reason.",
             Scope.SCRAPE_ERROR,
             _scrape_errors,
+        ),
+        _gauge(
+            "kubestats_exporter_last_collection_timestamp_seconds",
+            "Unix time the last complete collection round finished: the age of /metrics.",
+            Scope.COLLECTION,
+            lambda r: r.finished_at,
+        ),
+        _gauge(
+            "kubestats_exporter_collection_duration_seconds",
+            "Seconds the last collection round took, all nodes together.",
+            Scope.COLLECTION,
+            lambda r: r.duration_seconds,
+        ),
+        _counter(
+            "kubestats_exporter_node_list_errors_total",
+            "Failed node listings since the exporter started (cluster-wide mode).",
+            Scope.COLLECTION,
+            lambda r: r.node_list_errors if r.cluster_wide else None,
         ),
     ]
 
@@ -479,7 +593,9 @@ METRICS: tuple[MetricDef[Any], ...] = (
     *_node_rows(),
     *_workload_rows("system_container", Scope.SYSTEM_CONTAINER, "system container"),
     *_pod_rows(),
+    *_pod_status_rows(),
     *_container_rows(),
+    *_pod_container_rows(),
     *_exporter_rows(),
 )
 
@@ -494,6 +610,9 @@ SCOPE_RECORD_TYPES: dict[Scope, type] = {
     Scope.NODE_FILESYSTEM: FsStats,
     Scope.VOLUME: VolumeStats,
     Scope.ACCELERATOR: AcceleratorStats,
+    Scope.POD_PHASE: PodPhase,
+    Scope.POD_CONTAINER: PodContainer,
     Scope.SCRAPE: NodeResult,
     Scope.SCRAPE_ERROR: ScrapeErrorCount,
+    Scope.COLLECTION: CollectionRound,
 }

@@ -9,11 +9,12 @@ Nothing here knows JSON keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+
+from exporter.pods import Pod
 
 
-@dataclass(frozen=True, slots=True)
-class PressureData:
+class PressureData(NamedTuple):
     """One line of a PSI file (``some`` or ``full``)."""
 
     total_seconds: float | None
@@ -22,24 +23,21 @@ class PressureData:
     avg300_ratio: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Pressure:
+class Pressure(NamedTuple):
     """Pressure stall information for one resource (cpu, memory or io)."""
 
     some: PressureData | None
     full: PressureData | None
 
 
-@dataclass(frozen=True, slots=True)
-class CPUStats:
+class CPUStats(NamedTuple):
     time: float | None
     usage_cores: float | None
     usage_seconds: float | None
     pressure: Pressure | None
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryStats:
+class MemoryStats(NamedTuple):
     time: float | None
     available_bytes: int | None
     usage_bytes: int | None
@@ -50,21 +48,18 @@ class MemoryStats:
     pressure: Pressure | None
 
 
-@dataclass(frozen=True, slots=True)
-class IOStats:
+class IOStats(NamedTuple):
     time: float | None
     pressure: Pressure | None
 
 
-@dataclass(frozen=True, slots=True)
-class SwapStats:
+class SwapStats(NamedTuple):
     time: float | None
     available_bytes: int | None
     usage_bytes: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class InterfaceStats:
+class InterfaceStats(NamedTuple):
     name: str
     rx_bytes: int | None
     rx_errors: int | None
@@ -72,8 +67,7 @@ class InterfaceStats:
     tx_errors: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkStats:
+class NetworkStats(NamedTuple):
     """Network counters of a node or a pod.
 
     ``interfaces`` lists every interface; when the kubelet sent only the default interface (old
@@ -86,8 +80,7 @@ class NetworkStats:
     interfaces: tuple[InterfaceStats, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class FsStats:
+class FsStats(NamedTuple):
     time: float | None
     available_bytes: int | None
     capacity_bytes: int | None
@@ -97,8 +90,7 @@ class FsStats:
     inodes_used: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class VolumeStats:
+class VolumeStats(NamedTuple):
     """A pod volume. ``pvc_name`` is ``None`` unless the volume is a PersistentVolumeClaim."""
 
     name: str
@@ -107,15 +99,13 @@ class VolumeStats:
     fs: FsStats
 
 
-@dataclass(frozen=True, slots=True)
-class RlimitStats:
+class RlimitStats(NamedTuple):
     time: float | None
     max_pid: int | None
     processes: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class AcceleratorStats:
+class AcceleratorStats(NamedTuple):
     make: str
     model: str
     id: str
@@ -124,8 +114,7 @@ class AcceleratorStats:
     duty_cycle_ratio: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerStats:
+class ContainerStats(NamedTuple):
     """A pod's container, or a node's system container (kubelet, runtime, misc, pods, ...)."""
 
     name: str
@@ -139,8 +128,7 @@ class ContainerStats:
     accelerators: tuple[AcceleratorStats, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PodStats:
+class PodStats(NamedTuple):
     name: str
     namespace: str
     uid: str
@@ -156,8 +144,7 @@ class PodStats:
     process_count: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class NodeStats:
+class NodeStats(NamedTuple):
     name: str
     start_time: float | None
     system_containers: tuple[ContainerStats, ...]
@@ -172,14 +159,12 @@ class NodeStats:
     rlimit: RlimitStats | None
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(NamedTuple):
     node: NodeStats
     pods: tuple[PodStats, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ScrapeFailure:
+class ScrapeFailure(NamedTuple):
     """Why one kubelet could not be scraped. ``reason`` is a label value listed in
     ``exporter.source``; ``message`` is for logs and never holds a token."""
 
@@ -187,22 +172,48 @@ class ScrapeFailure:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class NodeResult:
-    """The outcome of scraping one kubelet: exactly one of ``summary`` and ``failure`` is set.
+class NodeResult(NamedTuple):
+    """The outcome of scraping one kubelet: at most one of ``summary`` and ``failure`` is set
+    (exactly one once the Summary was fetched), and likewise ``pods`` and ``pods_failure`` for
+    ``/pods`` (both ``None`` when ``/pods`` is not read, e.g. for a saved payload).
 
     ``node`` names the scrape target for the exporter's self metrics; data metrics take their
-    ``node`` label from the Summary's own ``nodeName``.
+    ``node`` label from the Summary's own ``nodeName``. ``scraped_at`` is the Unix time the
+    Summary fetch finished, ``None`` when not recorded.
     """
 
     node: str
     summary: Summary | None
     failure: ScrapeFailure | None
     duration_seconds: float
+    pods: tuple[Pod, ...] | None = None
+    pods_failure: ScrapeFailure | None = None
+    scraped_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ScrapeErrorCount:
+class CollectionRound(NamedTuple):
+    """One background collection round over every target.
+
+    In cluster-wide mode ``nodes`` is how many nodes the last successful listing returned
+    (``None`` before one succeeded) and ``node_list_errors`` counts failed listings since the
+    exporter started; outside it they are ``None`` and 0.
+    """
+
+    finished_at: float
+    duration_seconds: float
+    cluster_wide: bool = False
+    nodes: int | None = None
+    node_list_errors: int = 0
+
+
+class PodPhase(NamedTuple):
+    """One of the five pod phases, for the one-series-per-phase pod phase metric."""
+
+    phase: str
+    current: str | None
+
+
+class ScrapeErrorCount(NamedTuple):
     """How many scrapes of ``node`` failed with ``reason`` since the exporter started."""
 
     node: str

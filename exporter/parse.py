@@ -64,6 +64,8 @@ _MEMORY_KEYS = (
     "majorPageFaults",
 )
 _PSI_AVERAGE_KEYS = ("avg10", "avg60", "avg300")
+_PSI_KEYS = ("total", *_PSI_AVERAGE_KEYS)
+_NUMBER_TYPES = frozenset((int, float, type(None)))
 
 
 class SummaryParseError(Exception):
@@ -376,16 +378,23 @@ class _Parser:
         # The kubelet's type comment says nanoseconds, but it copies the kernel's PSI "total",
         # which is microseconds: cAdvisor and the OpenTelemetry kubeletstats receiver both divide
         # by 1e6, and the 1.35 fixture's node cpu total (32884223) only makes sense as ~33 s.
-        total = _uint(raw, "total", where)
-        avg10, avg60, avg300 = map(raw.get, _PSI_AVERAGE_KEYS)
-        if not (_is_number(avg10) and _is_number(avg60) and _is_number(avg300)):
+        total, avg10, avg60, avg300 = map(raw.get, _PSI_KEYS)
+        # One combined check on the hot path; the field-by-field checks below only run to name
+        # the offending field.
+        if not (
+            (total is None or (type(total) is int and total >= 0))
+            and type(avg10) in _NUMBER_TYPES
+            and type(avg60) in _NUMBER_TYPES
+            and type(avg300) in _NUMBER_TYPES
+        ):
+            _uint(raw, "total", where)
             for average_key in _PSI_AVERAGE_KEYS:
                 _number(raw, average_key, where)  # raises, naming the first bad field
         return PressureData(
-            total_seconds=None if total is None else total / 1e6,
-            avg10_ratio=None if avg10 is None else avg10 / 100,
-            avg60_ratio=None if avg60 is None else avg60 / 100,
-            avg300_ratio=None if avg300 is None else avg300 / 100,
+            None if total is None else total / 1e6,
+            None if avg10 is None else avg10 / 100,
+            None if avg60 is None else avg60 / 100,
+            None if avg300 is None else avg300 / 100,
         )
 
     def swap(self, parent: JSONObject, where: str) -> SwapStats | None:

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from exporter.cli import build_parser, main, settings_from_args, source_for
+from exporter.cli import build_parser, main, settings_from_args, targets_for
+from exporter.collector import Target
 from exporter.metrics import METRICS, SCOPE_LABELS, MetricType
 from exporter.settings import Settings, SettingsError, parse_duration
-from exporter.source import FileSource, URLSource
+from exporter.source import FileSource
+from exporter.targets import KubeletPaths
 from tests.conftest import REPO_ROOT
 
 
@@ -38,7 +40,12 @@ def test_console_script_help_runs() -> None:
     assert completed.stdout == build_parser().format_help()
 
 
-def test_defaults() -> None:
+def only_target(got: Settings, service_account_dir: Path) -> Target:
+    (target,) = targets_for(got, service_account_dir=service_account_dir).current().targets
+    return target
+
+
+def test_defaults(tmp_path: Path) -> None:
     got = settings("--kubelet-url", "https://10.0.0.1:10250/stats/summary")
     assert got == Settings(
         kubelet_url="https://10.0.0.1:10250/stats/summary",
@@ -51,7 +58,10 @@ def test_defaults() -> None:
         log_level="info",
     )
     assert got.target_name == "10.0.0.1"
-    assert isinstance(source_for(got), URLSource)
+    target = only_target(got, tmp_path)
+    assert isinstance(target.summary, KubeletPaths)
+    assert (target.summary.summary_path, target.pods) == ("/stats/summary", target.summary)
+    assert target.name_from_summary
 
 
 def test_file_url_and_node_name(tmp_path: Path) -> None:
@@ -64,7 +74,9 @@ def test_file_url_and_node_name(tmp_path: Path) -> None:
     )
     assert got.kubelet_file == tmp_path / "my summary.json"
     assert (got.listen_host, got.listen_port, got.node_name) == ("::1", 0, "worker-1")
-    assert isinstance(source_for(got), FileSource)
+    target = only_target(got, tmp_path)
+    assert isinstance(target.summary, FileSource)
+    assert (target.node, target.pods, target.name_from_summary) == ("worker-1", None, False)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +90,14 @@ def test_parse_duration(text: str, seconds: float) -> None:
 
 # (id, argv, every expected problem)
 INVALID = [
-    ("url-missing", [], ["--kubelet-url is required (an http(s) URL or file:///path)"]),
+    (
+        "nothing-to-read",
+        [],
+        [
+            "say which kubelet to read: --kubelet-url URL, --node-name NAME (or the NODE_NAME "
+            "environment variable) for the local node, or --all-nodes"
+        ],
+    ),
     (
         "bad-scheme",
         ["--kubelet-url", "ftp://x/stats"],

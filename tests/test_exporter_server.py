@@ -1,4 +1,7 @@
-"""The exporter served over real HTTP against a stand-in kubelet (pytest-httpserver)."""
+"""The exporter served over real HTTP against a stand-in kubelet (pytest-httpserver).
+
+Each ``samples()`` runs one collection round synchronously, then scrapes ``/metrics``: the same
+path the background thread takes, without waiting for it."""
 
 from __future__ import annotations
 
@@ -18,8 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from exporter.server import NodeScraper, create_app, make_server_for
-from exporter.source import FileSource, URLSource
+from exporter.collector import Collector, Target
+from exporter.server import create_app, make_server_for
+from exporter.source import FileSource, SummarySource, URLSource
+from exporter.targets import StaticTargets
 from tests.conftest import kubelet_fixture_paths
 
 PAYLOAD = next(p for p in kubelet_fixture_paths("summary") if p.stem == "summary-minikube-1.35")
@@ -29,8 +34,9 @@ NODE = "datagen-1-35"
 class Exporter:
     """A real exporter HTTP server on 127.0.0.1, reading a stand-in kubelet."""
 
-    def __init__(self, scraper: NodeScraper) -> None:
-        self.server = make_server_for(create_app(scraper), "127.0.0.1", 0)
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.server = make_server_for(create_app(collector), "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -39,6 +45,7 @@ class Exporter:
         return requests.get(self.url + path, headers=headers, timeout=10)
 
     def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        self.collector.collect_round()
         response = self.get("/metrics")
         assert response.status_code == 200
         return {
@@ -48,9 +55,22 @@ class Exporter:
         }
 
     def close(self) -> None:
+        self.collector.stop()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def collector_for(
+    source: SummarySource, node_name: str | None, target_name: str, timeout: float = 5.0
+) -> Collector:
+    target = Target(node_name or target_name, source, None, name_from_summary=node_name is None)
+    return Collector(
+        StaticTargets(target),
+        interval_seconds=60.0,
+        timeout_seconds=timeout,
+        max_concurrent_scrapes=2,
+    )
 
 
 @pytest.fixture
@@ -59,8 +79,7 @@ def exporter_for(httpserver: HTTPServer) -> Iterator[object]:
 
     def start(timeout: float = 2.0, node_name: str | None = None) -> Exporter:
         source = URLSource(httpserver.url_for("/stats/summary"), timeout, max_body_bytes=1 << 20)
-        scraper = NodeScraper(source, node_name=node_name, target_name="127.0.0.1")
-        exporter = Exporter(scraper)
+        exporter = Exporter(collector_for(source, node_name, "127.0.0.1", timeout))
         started.append(exporter)
         return exporter
 
@@ -153,7 +172,7 @@ def test_kubelet_down_is_a_connection_error() -> None:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     source = URLSource(f"http://127.0.0.1:{closed_port}/stats/summary", 2.0)
-    exporter = Exporter(NodeScraper(source, node_name=NODE, target_name="127.0.0.1"))
+    exporter = Exporter(collector_for(source, NODE, "127.0.0.1"))
     try:
         samples = exporter.samples()
     finally:
@@ -167,7 +186,8 @@ def test_kubelet_down_is_a_connection_error() -> None:
 
 @pytest.fixture
 def file_exporter(tmp_path: Path) -> Iterator[Exporter]:
-    exporter = Exporter(NodeScraper(FileSource(PAYLOAD), node_name=None, target_name="x"))
+    exporter = Exporter(collector_for(FileSource(PAYLOAD), None, "x"))
+    exporter.collector.collect_round()
     yield exporter
     exporter.close()
 
@@ -191,11 +211,8 @@ def test_text_format_by_default_and_gzip(file_exporter: Exporter) -> None:
     assert raw.headers["Content-Encoding"] == "gzip"
     unzipped = gzip.decompress(raw.raw.read()).decode()
 
-    def without_duration(text: str) -> list[str]:
-        # The scrape duration differs between the two requests; everything else is equal.
-        return [line for line in text.splitlines() if "scrape_duration_seconds{" not in line]
-
-    assert without_duration(unzipped) == without_duration(plain.text)
+    # Both requests are served from the same round, rendered once.
+    assert unzipped == plain.text
 
 
 @pytest.mark.parametrize(("path", "status"), [("/healthz", 200), ("/readyz", 200), ("/nope", 404)])
@@ -204,8 +221,23 @@ def test_health_endpoints(file_exporter: Exporter, path: str, status: int) -> No
 
 
 def test_missing_file_is_reported(tmp_path: Path) -> None:
-    scraper = NodeScraper(FileSource(tmp_path / "absent.json"), node_name=None, target_name="f")
-    result = scraper.scrape()
-    assert result.failure is not None
-    assert result.failure.reason == "file"
-    assert result.node == "f"
+    collector = collector_for(FileSource(tmp_path / "absent.json"), None, "f")
+    collector.collect_round()
+    snapshot = collector.snapshot()
+    assert snapshot is not None
+    text = snapshot.body(openmetrics=False, gzip_accepted=False)[0].decode()
+    assert 'kubestats_exporter_scrape_errors_total{node="f",reason="file"} 1' in text
+    collector.stop()
+
+
+def test_not_ready_until_the_first_round(tmp_path: Path) -> None:
+    exporter = Exporter(collector_for(FileSource(PAYLOAD), None, "x"))
+    try:
+        assert exporter.get("/readyz").status_code == 503
+        assert exporter.get("/metrics").status_code == 503
+        assert exporter.get("/healthz").status_code == 200
+        exporter.collector.collect_round()
+        assert exporter.get("/readyz").status_code == 200
+        assert exporter.get("/metrics").status_code == 200
+    finally:
+        exporter.close()
