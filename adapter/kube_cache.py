@@ -462,6 +462,7 @@ class WatchedCache:
         self._stop = threading.Event()
         self._synced = threading.Event()
         self._thread: threading.Thread | None = None
+        self._version: str | None = None
 
     @property
     def synced(self) -> bool:
@@ -494,49 +495,53 @@ class WatchedCache:
         )
         return listed.resource_version
 
-    def run_once(self, resource_version: str | None) -> str | None:
-        """One list (when ``resource_version`` is None) and one watch; the version to resume
-        from, or None when the next round must relist. Errors propagate."""
-        if resource_version is None:
-            resource_version = self._relist()
-        listed_at = self._clock()
+    def _resync_due(self) -> bool:
+        last = self.stats.last_sync
+        return last is None or self._clock() - last >= self._resync
+
+    def run_once(self) -> None:
+        """One list (unless a version to resume from is known) and one watch until it ends.
+        Errors propagate; the version to resume from is kept across them."""
+        if self._version is None:
+            self._version = self._relist()
         self.stats.watches += 1
-        for event in self._source.watch(resource_version):
+        for event in self._source.watch(self._version):
             if event.type == "ERROR":
                 if event.code == 410:
                     LOG.info("%s: watch history expired (410 Gone), relisting", self.name)
-                    return None
+                    self._version = None
+                    return
                 raise KubeRequestError(
                     f"{self.name}: watch error {event.code}: {event.message}", event.code
                 )
             self.store.apply(event)
             if event.resource_version:
-                resource_version = event.resource_version
+                self._version = event.resource_version
             if self._stop.is_set():
-                return resource_version
-            if self._clock() - listed_at >= self._resync:
-                return None
-        return resource_version
+                return
+            if self._resync_due():
+                break
+        if self._resync_due():
+            self._version = None
 
     def _run(self) -> None:
-        version: str | None = None
         backoff = self._initial_backoff
         while not self._stop.is_set():
             started = self._clock()
             try:
-                version = self.run_once(version)
+                self.run_once()
                 backoff = self._initial_backoff
                 if self._clock() - started < 0.1:
                     # A server that ends watches at once must not turn this into a busy loop.
                     self._stop.wait(0.1)
-            except (KubeCacheError, ApiException) as err:
+            except KubeCacheError as err:
                 self._fail(err, backoff)
-                version = None
+                self._version = None
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except Exception as err:  # a dropped connection surfaces as urllib3's errors
                 if self._stop.is_set():
                     return
-                # Resume from the last version: events since then are replayed by the watch.
+                # Resume from the last version: the watch replays the events since then.
                 LOG.info("%s: watch dropped (%s), resuming", self.name, type(err).__name__)
                 self.stats.errors += 1
                 self._stop.wait(min(backoff, 1.0))
