@@ -18,6 +18,7 @@ from exporter.collect import collect
 from exporter.exposition import render_openmetrics, render_text
 from exporter.model import NodeResult
 from exporter.parse import parse_summary
+from exporter.pods import parse_pod_list
 from tests.conftest import kubelet_fixture_paths
 
 SUMMARIES = kubelet_fixture_paths("summary")
@@ -193,3 +194,84 @@ def test_gke_system_containers() -> None:
             system_container=system_container["name"],
         )
         assert samples[series] == system_container["memory"]["workingSetBytes"]
+
+
+PODS = kubelet_fixture_paths("pods")
+POD_METRICS = {
+    "kubestats_pod_phase",
+    "kubestats_container_cpu_request_cores",
+    "kubestats_container_cpu_limit_cores",
+    "kubestats_container_memory_request_bytes",
+    "kubestats_container_memory_limit_bytes",
+    "kubestats_container_restarts_total",
+    "kubestats_node_running_pods",
+    "kubestats_exporter_pods_scrape_success",
+}
+
+
+def pods_exposition(path: Path) -> str:
+    pods = parse_pod_list(path.read_bytes())
+    result = NodeResult("minikube", None, None, 0.25, pods=pods)
+    families = [family for family in collect([result], {}) if family.name in POD_METRICS]
+    return render_text(families)
+
+
+@pytest.mark.parametrize("path", PODS, ids=[path.stem for path in PODS])
+def test_golden_pods_exposition(path: Path, golden: Any, promtool: str, tmp_path: Path) -> None:
+    text = pods_exposition(path)
+    golden(f"exporter/{path.stem}.prom", text)
+    assert {sample.name for family in parse_text(text) for sample in family.samples} == POD_METRICS
+    target = tmp_path / "pods.prom"
+    target.write_text(text, encoding="utf-8")
+    with target.open("rb") as stdin:
+        completed = subprocess.run(
+            [promtool, "check", "metrics"],
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize("path", PODS, ids=[path.stem for path in PODS])
+def test_pods_values_equal_the_payload(path: Path) -> None:
+    """Requests, limits and restarts read back against the raw PodList (without exporter.pods'
+    records): quantities in their simplest spellings, the ones these fixtures use."""
+    units = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+    def quantity(text: str) -> float:
+        for suffix in ("Ki", "Mi", "Gi", "m", "k", "M", "G"):
+            if text.endswith(suffix):
+                return float(text[: -len(suffix)]) * units[suffix]
+        return float(text)
+
+    samples = samples_by_key(pods_exposition(path))
+    checked = 0
+    running = 0
+    for item in json.loads(path.read_bytes())["items"]:
+        ref = {"node": "minikube", "namespace": item["metadata"]["namespace"]}
+        ref["pod"] = item["metadata"]["name"]
+        running += item["status"].get("phase") == "Running"
+        for phase in ("Pending", "Running", "Succeeded", "Failed", "Unknown"):
+            expected = 1 if item["status"]["phase"] == phase else 0
+            assert samples[key("kubestats_pod_phase", **ref, phase=phase)] == expected
+        statuses = {s["name"]: s for s in item["status"].get("containerStatuses", [])}
+        for container in item["spec"]["containers"]:
+            labels = {**ref, "container": container["name"]}
+            resources = container.get("resources", {})
+            for kind, word in (("requests", "request"), ("limits", "limit")):
+                for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
+                    series = key(f"kubestats_container_{resource}_{word}_{unit}", **labels)
+                    given = resources.get(kind, {}).get(resource)
+                    if given is None:
+                        assert series not in samples
+                    else:
+                        assert samples[series] == pytest.approx(quantity(given))
+                        checked += 1
+            status = statuses.get(container["name"])
+            if status is not None:
+                restarts = key("kubestats_container_restarts_total", **labels)
+                assert samples[restarts] == status["restartCount"]
+    assert checked > 5
+    assert samples[key("kubestats_node_running_pods", node="minikube")] == running
