@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -34,6 +36,7 @@ from adapter.discovery import (
     resource_label_candidates,
 )
 from adapter.prometheus import PrometheusSettings
+from adapter.promql import quote_string
 from adapter.registry import CustomMetricInfo
 from adapter.resources import (
     NAMESPACES,
@@ -114,6 +117,14 @@ REWRITE_ERRORS = [
 def test_require_label_rejects_what_is_not_a_selector(selector: str, message: str) -> None:
     with pytest.raises(SelectorRewriteError, match=message.replace("{", "\\{").replace("(", "\\(")):
         require_label(selector, "pod")
+
+
+@given(values=st.lists(st.text(max_size=12), min_size=1, max_size=3), name=st.booleans())
+def test_require_label_keeps_any_quoted_value_intact(values: list[str], name: bool) -> None:
+    # Values quoted as the adapter quotes them may hold braces, commas and quotes of any kind.
+    matchers = ",".join(f"l{i}={quote_string(v)}" for i, v in enumerate(values))
+    prefix = "metric" if name else ""
+    assert require_label(f"{prefix}{{{matchers}}}", "pod") == f'{prefix}{{{matchers},pod!=""}}'
 
 
 def test_require_label_rejects_a_bad_label_name() -> None:
