@@ -23,6 +23,7 @@ import ctypes
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -33,8 +34,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import trustme
 
-from simcluster.apiserver import SimApiserver
+from simcluster.apiserver import Credentials, SimApiserver
 from simcluster.kubelet_server import KubeletFleet
 from simcluster.model import Cluster, ClusterSpec, generate_cluster
 
@@ -60,7 +62,8 @@ class StackOptions:
     nodes: int = 3
     pods_per_node: int = 8
     seed: int = 1
-    # Short intervals so rates exist within seconds; the kubelet refresh matches the scrape.
+    # Short intervals so rates exist within seconds: the kubelets refresh their stats, the
+    # exporter collects and Prometheus scrapes at the same pace.
     housekeeping_interval: int = 2
     scrape_interval_seconds: int = 2
     discovery_interval: str = "5s"
@@ -173,7 +176,15 @@ class Stack:
             ),
             epoch=int(time.time()),
         )
-        self.fleet = KubeletFleet(self.cluster)
+        # One CA signs the apiserver's, the kubelets' and the adapter's serving certificates.
+        self.ca = trustme.CA()
+        self.credentials = Credentials()
+        kubelet_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(kubelet_tls)
+        # The kubelets accept the exporter's service-account token, as webhook authn would.
+        self.fleet = KubeletFleet(
+            self.cluster, ssl_context=kubelet_tls, token=self.credentials.exporter_token
+        )
         self.apiserver: SimApiserver | None = None
         self.exporters: list[ManagedProcess] = []
         self.exporter_urls: list[str] = []
@@ -267,7 +278,11 @@ class Stack:
             name: ("127.0.0.1", urlsplit(url).port or 80) for name, url in self.fleet.urls.items()
         }
         self.apiserver = SimApiserver(
-            self.cluster, endpoints, directory=self.options.workdir / "apiserver"
+            self.cluster,
+            endpoints,
+            credentials=self.credentials,
+            ca=self.ca,
+            directory=self.options.workdir / "apiserver",
         ).start()
         credentials = self.apiserver.credentials
         self.apiserver.write_kubeconfig(self.kubeconfig, credentials.admin_token, "admin")
@@ -279,32 +294,42 @@ class Stack:
         )
 
     def _start_exporters(self) -> None:
-        # One exporter per node (the DaemonSet layout), each reading its node's kubelet.
-        for node, url in sorted(self.fleet.urls.items()):
-            port = free_port()
-            process = ManagedProcess(
-                f"exporter-{node}",
-                [
-                    self.options.python,
-                    "-m",
-                    "exporter.cli",
-                    "--kubelet-url",
-                    f"{url}/stats/summary",
-                    "--kubelet-timeout",
-                    "5s",
-                    "--listen-address",
-                    f"127.0.0.1:{port}",
-                    "--log-level",
-                    "warning",
-                ],
-                self.options.workdir / "logs" / f"exporter-{node}.log",
-                env={"NODE_NAME": node},
-            )
-            process.start()
-            self.exporters.append(process)
-            self.exporter_urls.append(f"127.0.0.1:{port}")
-        for process, address in zip(self.exporters, self.exporter_urls, strict=True):
-            self._wait_http(process, f"http://{address}/healthz")
+        # One exporter in cluster-wide mode: it lists the nodes from the stand-in apiserver and
+        # reads every stand-in kubelet over verified TLS with its service-account token.
+        token_file = self.options.workdir / "exporter.token"
+        token_file.write_text(self.credentials.exporter_token, encoding="utf-8")
+        token_file.chmod(0o600)
+        port = free_port()
+        process = ManagedProcess(
+            "exporter",
+            [
+                self.options.python,
+                "-m",
+                "exporter.cli",
+                "--all-nodes",
+                "--kubeconfig",
+                str(self.options.workdir / "exporter.kubeconfig"),
+                "--kubelet-preferred-address-types",
+                "InternalIP",
+                "--kubelet-token-file",
+                str(token_file),
+                "--kubelet-ca-file",
+                str(self.api.ca_file),
+                "--collect-interval",
+                f"{self.options.housekeeping_interval}s",
+                "--kubelet-timeout",
+                "5s",
+                "--listen-address",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            self.options.workdir / "logs" / "exporter.log",
+        )
+        process.start()
+        self.exporters.append(process)
+        self.exporter_urls.append(f"127.0.0.1:{port}")
+        self._wait_http(process, f"http://127.0.0.1:{port}/healthz")
 
     def start_prometheus(self) -> None:
         """Start (or restart, same port and data) Prometheus and wait until it is ready."""
