@@ -62,6 +62,8 @@ class StackOptions:
     nodes: int = 3
     pods_per_node: int = 8
     seed: int = 1
+    # Fraction of deployments whose pods are replaced every few minutes (0: none).
+    churn_fraction: float = 0.1
     # Short intervals so rates exist within seconds: the kubelets refresh their stats, the
     # exporter collects and Prometheus scrapes at the same pace.
     housekeeping_interval: int = 2
@@ -172,6 +174,7 @@ class Stack:
                 nodes=options.nodes,
                 pods_per_node=options.pods_per_node,
                 seed=options.seed,
+                churn_fraction=options.churn_fraction,
                 housekeeping_interval=options.housekeeping_interval,
             ),
             epoch=int(time.time()),
