@@ -61,6 +61,9 @@ DEFAULT_REQUEST_TIMEOUT_SECONDS: Final = 30.0
 DEFAULT_DISCOVERY_INTERVAL_SECONDS: Final = 60.0
 DEFAULT_ON_DEMAND_TTL_SECONDS: Final = 10.0
 MAX_BACKOFF_SECONDS: Final = 30.0
+SERVED_METRICS_GROUPS: Final = frozenset(
+    {"metrics.k8s.io", "custom.metrics.k8s.io", "external.metrics.k8s.io"}
+)
 # Pods in these phases have stopped; they have no live metrics and the HPA ignores them.
 TERMINAL_POD_PHASES: Final = frozenset({"Succeeded", "Failed"})
 
@@ -590,6 +593,10 @@ class DiscoveryResourceCatalog:
             return
         documents: list[tuple[str, Mapping[str, Any]]] = [("v1", self._api.get_json("/api/v1"))]
         for group_version in preferred_group_versions(self._api.get_json("/apis")):
+            if group_version.partition("/")[0] in SERVED_METRICS_GROUPS:
+                # Our own APIs (through the aggregator) hold nothing rules name, and asking
+                # for them while this worker starts would wait on ourselves.
+                continue
             try:
                 documents.append((group_version, self._api.get_json(f"/apis/{group_version}")))
             except KubeRequestError as err:

@@ -328,12 +328,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(
             200,
             {
-                "kind": "List",
+                "kind": self._list_kind(path, collection),
                 "apiVersion": "v1",
                 "metadata": {"resourceVersion": version},
                 "items": items,
             },
         )
+
+    def _list_kind(self, path: str, collection: str) -> str:
+        # Typed clients (kubectl top node reads a NodeList) want the real list kind.
+        resource, _, group = collection.partition(".")
+        for group_version, entries in self.server.state.discovery.items():
+            if group_version.rpartition("/")[0] == group:
+                for entry in entries:
+                    if entry.get("name") == resource:
+                        return f"{entry['kind']}List"
+        return "List"
 
     def _group_list(self) -> dict[str, Any]:
         state = self.server.state
