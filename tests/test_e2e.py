@@ -9,20 +9,36 @@ at its housekeeping instants of the last 10 s), CPU within ``e2e_cluster.CPU_*_T
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import trustme
 
 from demo.stack import REPO_ROOT, Stack
+from simcluster.apiserver import (
+    AggregatorProxy,
+    FrontProxyIdentity,
+    SimApiserver,
+    User,
+    aggregator_path,
+    aggregator_query,
+)
+from simcluster.behaviour import Churn
+from simcluster.model import MIB, Cluster, ContainerTemplate, Deployment, Node
 from tests.e2e_cluster import (
     cpu_close,
     e2e_stack,
@@ -40,8 +56,6 @@ from tests.e2e_cluster import (
 
 pytestmark = pytest.mark.e2e
 __all__ = ["e2e_stack"]  # the fixture is used by name
-
-MIB = 1024 * 1024
 
 
 def stable(truth: Callable[[], object], action: Callable[[], object]) -> object:
@@ -232,6 +246,338 @@ def test_aggregator_forwards_the_caller_and_the_adapter_authorizes_it(
         "resource": "pods",
     }
     assert "system:authenticated" in reviews[-1]["groups"]
+
+
+# -- the stand-in apiserver and aggregator front (no Prometheus needed) ---------------------------
+
+EPOCH = 1_700_000_000
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def churning_cluster() -> Cluster:
+    node = Node("node-a", cpu_cores=4, memory_bytes=8 * 1024**3, internal_ip="10.0.0.1")
+    template = ContainerTemplate("app", "registry.example/app:1", 0.1, 64 * MIB)
+    deployments = [
+        Deployment("default", "web", 2, (template,), {"app": "web"}, churn=Churn(every=100.0)),
+        Deployment("shop", "api", 1, (template,), {"app": "api", "tier": "back"}),
+    ]
+    return Cluster([node], deployments, epoch=EPOCH, housekeeping_interval=10)
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[tuple[SimApiserver, FakeClock]]:
+    clock = FakeClock(EPOCH + 5.0)
+    api = SimApiserver(
+        churning_cluster(),
+        {"node-a": ("127.0.0.1", 10250)},
+        directory=tmp_path,
+        clock=clock,
+        refresh_seconds=0.05,
+    )
+    with api:
+        yield api, clock
+
+
+def _get(api: SimApiserver, path: str, token: str | None = None, **kwargs: object) -> Any:
+    return requests.get(
+        api.url + path,
+        headers={"Authorization": f"Bearer {token or api.credentials.admin_token}"},
+        verify=str(api.ca_file),
+        timeout=10,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/api/v1/pods?labelSelector=app%3Dweb", 2),
+        ("/api/v1/pods?labelSelector=app+in+%28web%2Capi%29", 3),
+        ("/api/v1/pods?labelSelector=app%21%3Dweb", 1),
+        ("/api/v1/pods?labelSelector=tier", 1),
+        ("/api/v1/pods?labelSelector=%21tier", 2),
+        ("/api/v1/namespaces/shop/pods", 1),
+        ("/api/v1/pods?fieldSelector=metadata.namespace%3Ddefault", 2),
+        ("/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a%2Cstatus.phase%21%3DRunning", 0),
+        ("/api/v1/nodes", 1),
+        ("/api/v1/namespaces", 5),
+        ("/apis/apps/v1/deployments", 2),
+        ("/apis/apps/v1/namespaces/default/replicasets", 1),
+    ],
+    ids=[
+        "label-equals",
+        "label-in",
+        "label-not-equals",
+        "label-exists",
+        "label-does-not-exist",
+        "namespaced-path",
+        "field-namespace",
+        "field-node-and-phase",
+        "nodes",
+        "namespaces",
+        "deployments",
+        "replicasets",
+    ],
+)
+def test_standin_lists_with_selectors(
+    standin: tuple[SimApiserver, FakeClock], path: str, expected: int
+) -> None:
+    api, _ = standin
+    response = _get(api, path)
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert document["kind"].endswith("List")
+    assert document["metadata"]["resourceVersion"].isdigit()
+    assert len(document["items"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "token", "code", "reason"),
+    [
+        ("/api/v1/pods?fieldSelector=spec.bogus%3Dx", "admin", 400, "BadRequest"),
+        ("/api/v1/pods?labelSelector=a%3D%3D%3Db%2C%2F%2F", "admin", 400, "BadRequest"),
+        ("/api/v1/pods", "none", 401, "Unauthorized"),
+        ("/api/v1/pods", "viewer", 403, "Forbidden"),
+        ("/api/v1/services", "admin", 404, "NotFound"),
+        ("/api/v1/namespaces/default/pods/nope", "admin", 404, "NotFound"),
+        ("/apis/metrics.k8s.io/v1beta1/nodes", "admin", 503, None),
+    ],
+    ids=[
+        "unknown-field",
+        "bad-label-key",
+        "no-token",
+        "forbidden",
+        "unknown-resource",
+        "unknown-pod",
+        "aggregated-without-backend",
+    ],
+)
+def test_standin_errors_are_status_objects(
+    standin: tuple[SimApiserver, FakeClock],
+    path: str,
+    token: str,
+    code: int,
+    reason: str | None,
+) -> None:
+    api, _ = standin
+    tokens = {
+        "admin": api.credentials.admin_token,
+        "viewer": api.credentials.viewer_token,
+        "none": "not-a-token",
+    }
+    response = _get(api, path, token=tokens[token])
+    assert response.status_code == code
+    if reason is None:  # the aggregator's own plain-text answer
+        assert response.text == "service unavailable\n"
+    else:
+        body = response.json()
+        assert (body["kind"], body["code"], body["reason"]) == ("Status", code, reason)
+
+
+def test_standin_watch_streams_churn_and_resumes_from_a_version(
+    standin: tuple[SimApiserver, FakeClock],
+) -> None:
+    api, clock = standin
+    listed = _get(api, "/api/v1/namespaces/default/pods").json()
+    version = listed["metadata"]["resourceVersion"]
+    before = {item["metadata"]["name"] for item in listed["items"]}
+    clock.now += 100.0  # every churning slot gets a new pod
+    response = _get(
+        api,
+        f"/api/v1/namespaces/default/pods?watch=1&resourceVersion={version}&timeoutSeconds=1",
+        stream=True,
+    )
+    events = [json.loads(line) for line in response.iter_lines() if line]
+    deleted = {e["object"]["metadata"]["name"] for e in events if e["type"] == "DELETED"}
+    added = {e["object"]["metadata"]["name"] for e in events if e["type"] == "ADDED"}
+    assert deleted == before
+    assert len(added) == 2
+    assert not added & before
+    assert all(e["object"]["kind"] == "Pod" for e in events)
+    versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+    assert versions == sorted(versions)
+    assert versions[0] > int(version)
+
+
+def test_standin_watch_from_a_compacted_version_is_410_expired(
+    standin: tuple[SimApiserver, FakeClock],
+) -> None:
+    api, clock = standin
+    for _ in range(12):  # more changes than the history keeps
+        clock.now += 100.0
+        api.store.refresh()
+    api.store._history = deque(list(api.store._history)[-5:], maxlen=5)  # compact
+    api.store._oldest_kept = api.store._history[0].revision
+    response = _get(api, "/api/v1/pods?watch=true&resourceVersion=1", stream=True)
+    events = [json.loads(line) for line in response.iter_lines() if line]
+    assert [e["type"] for e in events] == ["ERROR"]
+    assert (events[0]["object"]["code"], events[0]["object"]["reason"]) == (410, "Expired")
+
+
+def test_standin_reviews_answer_with_the_policy(standin: tuple[SimApiserver, FakeClock]) -> None:
+    api, _ = standin
+    headers = {"Authorization": f"Bearer {api.credentials.adapter_token}"}
+    token_review = requests.post(
+        api.url + "/apis/authentication.k8s.io/v1/tokenreviews",
+        json={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": api.credentials.admin_token},
+        },
+        headers=headers,
+        verify=str(api.ca_file),
+        timeout=10,
+    )
+    assert token_review.status_code == 201
+    user = token_review.json()["status"]["user"]
+    assert user == {
+        "username": "kubernetes-admin",
+        "groups": ["system:masters", "system:authenticated"],
+    }
+    for user_name, allowed in (("viewer", False), ("kubernetes-admin", True)):
+        groups = ["system:masters"] if allowed else []
+        review = requests.post(
+            api.url + "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            json={
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": user_name,
+                    "groups": groups,
+                    "resourceAttributes": {
+                        "verb": "list",
+                        "group": "metrics.k8s.io",
+                        "resource": "pods",
+                    },
+                },
+            },
+            headers=headers,
+            verify=str(api.ca_file),
+            timeout=10,
+        )
+        assert review.status_code == 201
+        assert review.json()["status"]["allowed"] is allowed
+    configmap = _get(
+        api,
+        "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
+        token=api.credentials.adapter_token,
+    ).json()
+    assert json.loads(configmap["data"]["requestheader-allowed-names"]) == ["front-proxy-client"]
+    assert "BEGIN CERTIFICATE" in configmap["data"]["requestheader-client-ca-file"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "forwarded"),
+    [
+        ("labelSelector=app=web", "labelSelector=app%3Dweb"),
+        ("labelSelector=app%3Dweb", "labelSelector=app%3Dweb"),
+        ("labelSelector=tier in (a,b)", "labelSelector=tier+in+%28a%2Cb%29"),
+        ("metricLabelSelector=x%3Dy&labelSelector=a", "labelSelector=a&metricLabelSelector=x%3Dy"),
+        ("b=2&a=1&b=1", "a=1&b=2&b=1"),
+        ("labelSelector=", "labelSelector="),
+        ("", ""),
+    ],
+    ids=[
+        "equals",
+        "pre-encoded",
+        "set-based",
+        "sorted-keys",
+        "repeated-key-order",
+        "empty",
+        "none",
+    ],
+)
+def test_aggregator_query_is_go_values_encode(raw: str, forwarded: str) -> None:
+    assert aggregator_query(raw) == forwarded
+
+
+@pytest.mark.parametrize(
+    ("raw", "forwarded"),
+    [
+        ("/apis/custom.metrics.k8s.io/v1beta2/namespaces/d/pods/*/m", "/pods/%2A/m"),
+        ("/apis/custom.metrics.k8s.io/v1beta2/namespaces/d/pods/%2A/m", "/pods/%2A/m"),
+        ("/apis/custom.metrics.k8s.io/v1beta1/namespaces/d/deployments.apps/w/m", "apps/w/m"),
+    ],
+    ids=["star", "escaped-star", "qualified-resource"],
+)
+def test_aggregator_path_escapes_the_star(raw: str, forwarded: str) -> None:
+    assert aggregator_path(raw).endswith(forwarded)
+
+
+def test_aggregator_proxy_sends_front_proxy_cert_and_identity_lines(tmp_path: Path) -> None:
+    """A TLS backend that requires the front-proxy certificate records what arrives."""
+    server_ca, front_ca = trustme.CA(), trustme.CA()
+    front = front_ca.issue_cert("front-proxy-client", common_name="front-proxy-client")
+    identity = FrontProxyIdentity(
+        front_ca.cert_pem.bytes().decode(), tmp_path / "front.crt", tmp_path / "front.key"
+    )
+    front.cert_chain_pems[0].write_to_path(str(identity.cert_file))
+    front.private_key_pem.write_to_path(str(identity.key_file))
+    backend_ca_file = tmp_path / "backend-ca.crt"
+    server_ca.cert_pem.write_to_path(str(backend_ca_file))
+    seen: dict[str, Any] = {}
+
+    class Backend(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            seen["path"] = self.path
+            seen["users"] = self.headers.get_all("X-Remote-User")
+            seen["groups"] = self.headers.get_all("X-Remote-Group")
+            seen["authorization"] = self.headers.get("Authorization")
+            peer = self.connection.getpeercert()  # type: ignore[attr-defined]
+            seen["peer"] = dict(item[0] for item in peer["subject"])["commonName"]
+            body = b'{"kind":"X"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ca.issue_cert("127.0.0.1").configure_cert(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata=front_ca.cert_pem.bytes().decode())
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proxy = AggregatorProxy(
+            identity,
+            backend_url=f"https://127.0.0.1:{httpd.server_address[1]}",
+            backend_ca_file=backend_ca_file,
+        )
+        response = proxy.forward(
+            "GET",
+            "/apis/custom.metrics.k8s.io/v1beta2/namespaces/d/pods/*/m",
+            "labelSelector=app=web",
+            {"Authorization": "Bearer secret", "Accept": "application/json"},
+            b"",
+            User("alice", ("team-a", "ops,oncall")),
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (response.status, response.body) == (200, b'{"kind":"X"}')
+    assert seen == {
+        "path": "/apis/custom.metrics.k8s.io/v1beta2/namespaces/d/pods/%2A/m"
+        "?labelSelector=app%3Dweb",
+        "users": ["alice"],
+        "groups": ["team-a", "ops,oncall", "system:authenticated"],
+        "authorization": None,
+        "peer": "front-proxy-client",
+    }
 
 
 # -- make demo ------------------------------------------------------------------------------------
