@@ -197,7 +197,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ServeSettings | None, 
     )
     if args.prometheus_url:
         problems += prometheus.problems()
-    discovery = DiscoverySettings(relist or timedelta(minutes=1), max_age)
+    discovery = DiscoverySettings(relist if relist is not None else timedelta(minutes=1), max_age)
     problems += discovery.problems()
     if not 0 < args.secure_port < 65536:
         problems.append(f"--secure-port must be 1-65535, got {args.secure_port}")
