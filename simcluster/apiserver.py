@@ -662,11 +662,12 @@ class ProxiedResponse:
 
 @dataclass(frozen=True, slots=True)
 class FrontProxyIdentity:
-    """The aggregator's client certificate (CN ``front-proxy-client``) and its CA."""
+    """The aggregator's client certificate (CN ``front-proxy-client``), its key (None: in
+    ``cert_file`` too) and the CA that signed it (for the authentication ConfigMap)."""
 
-    ca_pem: str
     cert_file: Path
-    key_file: Path
+    key_file: Path | None = None
+    ca_pem: str = ""
 
 
 class AggregatorProxy:
@@ -1194,13 +1195,14 @@ class SimApiserver:
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         front_cert = self.front_proxy_ca.issue_cert(FRONT_PROXY_CN, common_name=FRONT_PROXY_CN)
         identity = FrontProxyIdentity(
-            ca_pem=self.front_proxy_ca.cert_pem.bytes().decode(),
             cert_file=directory / "front-proxy-client.crt",
             key_file=directory / "front-proxy-client.key",
+            ca_pem=self.front_proxy_ca.cert_pem.bytes().decode(),
         )
         front_cert.cert_chain_pems[0].write_to_path(str(identity.cert_file))
-        front_cert.private_key_pem.write_to_path(str(identity.key_file))
-        identity.key_file.chmod(0o600)
+        key_file = directory / "front-proxy-client.key"
+        front_cert.private_key_pem.write_to_path(str(key_file))
+        key_file.chmod(0o600)
         self.front_proxy_ca_file = directory / "front-proxy-ca.crt"
         self.front_proxy_ca.cert_pem.write_to_path(str(self.front_proxy_ca_file))
         self.proxy = AggregatorProxy(identity)

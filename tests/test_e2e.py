@@ -515,11 +515,9 @@ def test_aggregator_proxy_sends_front_proxy_cert_and_identity_lines(tmp_path: Pa
     """A TLS backend that requires the front-proxy certificate records what arrives."""
     server_ca, front_ca = trustme.CA(), trustme.CA()
     front = front_ca.issue_cert("front-proxy-client", common_name="front-proxy-client")
-    identity = FrontProxyIdentity(
-        front_ca.cert_pem.bytes().decode(), tmp_path / "front.crt", tmp_path / "front.key"
-    )
-    front.cert_chain_pems[0].write_to_path(str(identity.cert_file))
-    front.private_key_pem.write_to_path(str(identity.key_file))
+    # One PEM with certificate and key, as tests/kube_apiserver_standin.py keeps it.
+    identity = FrontProxyIdentity(tmp_path / "front.pem")
+    front.private_key_and_cert_chain_pem.write_to_path(str(identity.cert_file))
     backend_ca_file = tmp_path / "backend-ca.crt"
     server_ca.cert_pem.write_to_path(str(backend_ca_file))
     seen: dict[str, Any] = {}
