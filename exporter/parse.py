@@ -5,6 +5,12 @@ Field names and units follow k8s.io/kubelet ``pkg/apis/stats/v1alpha1`` (``Summa
 (fresh containers, Windows nodes, cgroup v2, runtimes without ``usageNanoCores``): an absent or
 ``null`` field becomes ``None``, an absent or ``null`` list becomes empty, and a present 0 stays 0.
 
+This runs once per node per collection round over some 5,000 JSON objects, so the happy path is
+written for speed: each block's fields are read and type-checked together, and no location
+string is built until something is wrong. A problem raises an internal ``_Misfit`` that every
+enclosing level extends with its key on the way out; ``parse_summary`` turns it into the public
+error with the full path.
+
 Exception tree::
 
     SummaryParseError              the body is not a usable kubelet Summary; ``reason`` is the
@@ -18,8 +24,9 @@ Exception tree::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from exporter.model import (
     AcceleratorStats,
@@ -47,11 +54,11 @@ __all__ = [
     "parse_summary",
 ]
 
-_NANO = 1e9
+T = TypeVar("T")
+JSONObject = dict[str, Any]
+
 # Go's zero metav1.Time: the kubelet sends it for a time it never set.
 _GO_ZERO_TIME_PREFIX = "0001-01-01T00:00:00"
-
-JSONObject = dict[str, Any]
 
 _INTERFACE_KEYS = ("rxBytes", "rxErrors", "txBytes", "txErrors")
 _FS_KEYS = ("availableBytes", "capacityBytes", "usedBytes", "inodesFree", "inodes", "inodesUsed")
@@ -65,6 +72,7 @@ _MEMORY_KEYS = (
 )
 _PSI_AVERAGE_KEYS = ("avg10", "avg60", "avg300")
 _PSI_KEYS = ("total", *_PSI_AVERAGE_KEYS)
+_UINT_TYPES = frozenset((int, type(None)))
 _NUMBER_TYPES = frozenset((int, float, type(None)))
 
 
@@ -90,6 +98,22 @@ class SummaryStructureError(SummaryParseError):
         self.path = path
 
 
+class _Misfit(Exception):  # noqa: N818 - internal, never leaves this module
+    """A problem found somewhere below the current level; ``keys`` grows outwards."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.keys: list[str] = []
+
+    def within(self, key: str) -> _Misfit:
+        self.keys.append(key)
+        return self
+
+    def path(self) -> str:
+        return ".".join(reversed(self.keys))
+
+
 def parse_summary(body: bytes | str) -> Summary:
     """Parse a ``/stats/summary`` body. Raises one ``SummaryParseError`` saying what and where."""
     try:
@@ -100,7 +124,10 @@ def parse_summary(body: bytes | str) -> Summary:
         ) from err
     except (UnicodeDecodeError, ValueError) as err:
         raise SummaryJSONError(f"body is not JSON: {err}") from err
-    return _Parser().summary(document)
+    try:
+        return _Parser().summary(document)
+    except _Misfit as misfit:
+        raise SummaryStructureError(misfit.path(), misfit.problem) from None
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -112,379 +139,366 @@ def _describe(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _wrong(where: str, key: str, expected: str, value: object) -> SummaryStructureError:
-    return SummaryStructureError(f"{where}.{key}", f"expected {expected}, got {_describe(value)}")
+def _wrong(key: str, expected: str, value: object) -> _Misfit:
+    return _Misfit(f"expected {expected}, got {_describe(value)}").within(key)
 
 
-def _object(parent: JSONObject, key: str, where: str) -> JSONObject | None:
-    value = parent.get(key)
-    if value is None or type(value) is dict:
-        return value
-    raise _wrong(where, key, "object", value)
+def _missing(key: str) -> _Misfit:
+    return _Misfit("missing (required)").within(key)
 
 
-def _list(parent: JSONObject, key: str, where: str) -> list[Any]:
-    value = parent.get(key)
-    if value is None:
-        return []
-    if type(value) is list:
-        return value
-    raise _wrong(where, key, "list", value)
+def _object(raw: object) -> JSONObject:
+    """A list element that must be an object; the list adds the element's index."""
+    if type(raw) is dict:
+        return raw
+    raise _Misfit(f"expected object, got {_describe(raw)}")
 
 
-def _uint(parent: JSONObject, key: str, where: str) -> int | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if type(value) is int and value >= 0:
-        return value
-    raise _wrong(where, key, "non-negative integer", value)
+def _block(raw: object, key: str) -> JSONObject | None:
+    if raw is None or type(raw) is dict:
+        return raw
+    raise _wrong(key, "object", raw)
 
 
-def _int(parent: JSONObject, key: str, where: str) -> int | None:
-    value = parent.get(key)
-    if value is None or type(value) is int:
-        return value
-    raise _wrong(where, key, "integer", value)
+def _each(parent: JSONObject, key: str, parse: Callable[[Any], T]) -> tuple[T, ...]:
+    """Every element of the list ``parent[key]`` parsed; an absent or null list is empty."""
+    items = parent.get(key)
+    if items is None:
+        return ()
+    if type(items) is not list:
+        raise _wrong(key, "list", items)
+    try:
+        return tuple(map(parse, items))
+    except _Misfit:
+        # Parsing is pure, so the slow path parses again one by one to name the element.
+        for index, item in enumerate(items):
+            try:
+                parse(item)
+            except _Misfit as misfit:
+                raise misfit.within(f"{key}[{index}]") from None
+        raise
 
 
-def _uints(parent: JSONObject, keys: tuple[str, ...], where: str) -> list[int | None]:
-    """Several unsigned fields at once: one call instead of one per field (hot path)."""
-    values = list(map(parent.get, keys))
+def _uints(raw: JSONObject, keys: tuple[str, ...]) -> tuple[Any, ...]:
+    """Unsigned integer fields (or ``None``), read and checked together."""
+    values = tuple(map(raw.get, keys))
+    # filter(None, ...) drops None and 0; the types are all int here, so min() is safe.
+    if _UINT_TYPES.issuperset(map(type, values)) and min(filter(None, values), default=0) >= 0:
+        return values
     for key, value in zip(keys, values, strict=True):
         if value is not None and (type(value) is not int or value < 0):
-            raise _wrong(where, key, "non-negative integer", value)
-    return values
+            raise _wrong(key, "non-negative integer", value)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _number(parent: JSONObject, key: str, where: str) -> float | None:
-    value = parent.get(key)
+def _uint(raw: JSONObject, key: str) -> int | None:
+    value = raw.get(key)
+    if value is None or (type(value) is int and value >= 0):
+        return value
+    raise _wrong(key, "non-negative integer", value)
+
+
+def _int(raw: JSONObject, key: str) -> int | None:
+    value = raw.get(key)
+    if value is None or type(value) is int:
+        return value
+    raise _wrong(key, "integer", value)
+
+
+def _number(raw: JSONObject, key: str) -> float | None:
+    value = raw.get(key)
     if value is None:
         return None
     if type(value) is int or type(value) is float:
         return float(value)
-    raise _wrong(where, key, "number", value)
+    raise _wrong(key, "number", value)
 
 
-def _is_number(value: object) -> bool:
-    return value is None or type(value) is int or type(value) is float
-
-
-def _nanos_as_seconds(parent: JSONObject, key: str, where: str) -> float | None:
-    value = _uint(parent, key, where)
-    return None if value is None else value / _NANO
-
-
-def _percent_as_ratio(parent: JSONObject, key: str, where: str) -> float | None:
-    value = _number(parent, key, where)
-    return None if value is None else value / 100
-
-
-def _string(parent: JSONObject, key: str, where: str, *, required: bool) -> str:
-    value = parent.get(key)
+def _string(raw: JSONObject, key: str) -> str:
+    """An optional string: absent or null is ""."""
+    value = raw.get(key)
     if type(value) is str:
         return value
-    if value is None and not required:
-        return ""
     if value is None:
-        raise SummaryStructureError(f"{where}.{key}", "missing (required)")
-    raise _wrong(where, key, "string", value)
+        return ""
+    raise _wrong(key, "string", value)
 
 
-def _element(value: object, where: str) -> JSONObject:
-    if type(value) is dict:
+def _required_string(raw: JSONObject, key: str) -> str:
+    value = raw.get(key)
+    if type(value) is str:
         return value
-    raise SummaryStructureError(where, f"expected object, got {_describe(value)}")
+    if value is None:
+        raise _missing(key)
+    raise _wrong(key, "string", value)
+
+
+def _seconds(nanos: int | None) -> float | None:
+    return None if nanos is None else nanos / 1e9
 
 
 class _Parser:
     """One parse. Holds a memo of parsed times: a Summary repeats the same few timestamps."""
 
     def __init__(self) -> None:
-        self._times: dict[str, float | None] = {}
+        self._times: dict[object, float | None] = {None: None}
 
     def summary(self, document: object) -> Summary:
-        root = _element(document, "(document)")
-        node = _object(root, "node", "(document)")
+        if type(document) is not dict:
+            raise _Misfit(f"expected object, got {_describe(document)}").within("(document)")
+        node = document.get("node")
         if node is None:
-            raise SummaryStructureError("node", "missing (required)")
-        pods = tuple(
-            self.pod(_element(raw, f"pods[{i}]"), f"pods[{i}]")
-            for i, raw in enumerate(_list(root, "pods", "(document)"))
-        )
-        return Summary(node=self.node(node, "node"), pods=pods)
+            raise _missing("node")
+        pods = document.get("pods")
+        if pods is not None and type(pods) is not list:
+            raise _wrong("pods", "list", pods).within("(document)")
+        parsed_pods = _each(document, "pods", self.pod)
+        try:
+            return Summary(self.node(_object(node)), parsed_pods)
+        except _Misfit as misfit:
+            raise misfit.within("node") from None
 
-    def time(self, parent: JSONObject, key: str, where: str) -> float | None:
-        value = parent.get(key)
-        if value is None:
-            return None
-        if type(value) is not str:
-            raise _wrong(where, key, "RFC 3339 time string", value)
+    def time(self, raw: JSONObject, key: str) -> float | None:
+        value = raw.get(key)
         try:
             return self._times[value]
-        except KeyError:
+        except (KeyError, TypeError):
             pass
+        if type(value) is not str:
+            raise _wrong(key, "RFC 3339 time string", value)
         if value.startswith(_GO_ZERO_TIME_PREFIX):
             seconds = None
         else:
             try:
                 parsed = datetime.fromisoformat(value)
             except ValueError:
-                raise _wrong(where, key, "RFC 3339 time string", value) from None
+                raise _wrong(key, "RFC 3339 time string", value) from None
             if parsed.tzinfo is None:
-                raise _wrong(where, key, "RFC 3339 time with a zone", value)
+                raise _wrong(key, "RFC 3339 time with a zone", value)
             seconds = parsed.timestamp()
         self._times[value] = seconds
         return seconds
 
-    def node(self, raw: JSONObject, where: str) -> NodeStats:
-        runtime = _object(raw, "runtime", where)
-        runtime_where = f"{where}.runtime"
+    def node(self, raw: JSONObject) -> NodeStats:
+        name = _required_string(raw, "nodeName")
+        runtime = _block(raw.get("runtime"), "runtime")
+        try:
+            image_fs = None if runtime is None else self.fs(runtime, "imageFs")
+            container_fs = None if runtime is None else self.fs(runtime, "containerFs")
+        except _Misfit as misfit:
+            raise misfit.within("runtime") from None
         return NodeStats(
-            name=_string(raw, "nodeName", where, required=True),
-            start_time=self.time(raw, "startTime", where),
-            system_containers=self.containers(raw, "systemContainers", where),
-            cpu=self.cpu(raw, where),
-            memory=self.memory(raw, where),
-            io=self.io(raw, where),
-            swap=self.swap(raw, where),
-            network=self.network(raw, where),
-            fs=self.fs(raw, "fs", where),
-            image_fs=None if runtime is None else self.fs(runtime, "imageFs", runtime_where),
-            container_fs=(
-                None if runtime is None else self.fs(runtime, "containerFs", runtime_where)
-            ),
-            rlimit=self.rlimit(raw, where),
+            name,
+            self.time(raw, "startTime"),
+            _each(raw, "systemContainers", self.container),
+            self.cpu(raw),
+            self.memory(raw),
+            self.io(raw),
+            self.swap(raw),
+            self.network(raw),
+            self.fs(raw, "fs"),
+            image_fs,
+            container_fs,
+            self.rlimit(raw),
         )
 
-    def pod(self, raw: JSONObject, where: str) -> PodStats:
-        ref = _object(raw, "podRef", where)
+    def pod(self, raw: object) -> PodStats:
+        raw = _object(raw)
+        ref = _block(raw.get("podRef"), "podRef")
         if ref is None:
-            raise SummaryStructureError(f"{where}.podRef", "missing (required)")
-        ref_where = f"{where}.podRef"
-        process = _object(raw, "process_stats", where)
-        volumes = tuple(
-            self.volume(_element(item, f"{where}.volume[{i}]"), f"{where}.volume[{i}]")
-            for i, item in enumerate(_list(raw, "volume", where))
-        )
+            raise _missing("podRef")
+        try:
+            name = _required_string(ref, "name")
+            namespace = _required_string(ref, "namespace")
+            uid = _string(ref, "uid")
+        except _Misfit as misfit:
+            raise misfit.within("podRef") from None
+        process = _block(raw.get("process_stats"), "process_stats")
+        try:
+            process_count = None if process is None else _uint(process, "process_count")
+        except _Misfit as misfit:
+            raise misfit.within("process_stats") from None
         return PodStats(
-            name=_string(ref, "name", ref_where, required=True),
-            namespace=_string(ref, "namespace", ref_where, required=True),
-            uid=_string(ref, "uid", ref_where, required=False),
-            start_time=self.time(raw, "startTime", where),
-            containers=self.containers(raw, "containers", where),
-            cpu=self.cpu(raw, where),
-            memory=self.memory(raw, where),
-            io=self.io(raw, where),
-            swap=self.swap(raw, where),
-            network=self.network(raw, where),
-            volumes=volumes,
-            ephemeral_storage=self.fs(raw, "ephemeral-storage", where),
-            process_count=(
-                None
-                if process is None
-                else _uint(process, "process_count", f"{where}.process_stats")
-            ),
+            name,
+            namespace,
+            uid,
+            self.time(raw, "startTime"),
+            _each(raw, "containers", self.container),
+            self.cpu(raw),
+            self.memory(raw),
+            self.io(raw),
+            self.swap(raw),
+            self.network(raw),
+            _each(raw, "volume", self.volume),
+            self.fs(raw, "ephemeral-storage"),
+            process_count,
         )
 
-    def containers(self, parent: JSONObject, key: str, where: str) -> tuple[ContainerStats, ...]:
-        return tuple(
-            self.container(_element(item, f"{where}.{key}[{i}]"), f"{where}.{key}[{i}]")
-            for i, item in enumerate(_list(parent, key, where))
-        )
-
-    def container(self, raw: JSONObject, where: str) -> ContainerStats:
-        accelerators = tuple(
-            self.accelerator(
-                _element(item, f"{where}.accelerators[{i}]"), f"{where}.accelerators[{i}]"
-            )
-            for i, item in enumerate(_list(raw, "accelerators", where))
-        )
+    def container(self, raw: object) -> ContainerStats:
+        raw = _object(raw)
         return ContainerStats(
-            name=_string(raw, "name", where, required=True),
-            start_time=self.time(raw, "startTime", where),
-            cpu=self.cpu(raw, where),
-            memory=self.memory(raw, where),
-            io=self.io(raw, where),
-            swap=self.swap(raw, where),
-            rootfs=self.fs(raw, "rootfs", where),
-            logs=self.fs(raw, "logs", where),
-            accelerators=accelerators,
+            _required_string(raw, "name"),
+            self.time(raw, "startTime"),
+            self.cpu(raw),
+            self.memory(raw),
+            self.io(raw),
+            self.swap(raw),
+            self.fs(raw, "rootfs"),
+            self.fs(raw, "logs"),
+            _each(raw, "accelerators", self.accelerator),
         )
 
-    def accelerator(self, raw: JSONObject, where: str) -> AcceleratorStats:
+    def accelerator(self, raw: object) -> AcceleratorStats:
+        raw = _object(raw)
+        duty_cycle = _number(raw, "dutyCycle")
         return AcceleratorStats(
-            make=_string(raw, "make", where, required=False),
-            model=_string(raw, "model", where, required=False),
-            id=_string(raw, "id", where, required=False),
-            memory_total_bytes=_uint(raw, "memoryTotal", where),
-            memory_used_bytes=_uint(raw, "memoryUsed", where),
-            duty_cycle_ratio=_percent_as_ratio(raw, "dutyCycle", where),
+            _string(raw, "make"),
+            _string(raw, "model"),
+            _string(raw, "id"),
+            _uint(raw, "memoryTotal"),
+            _uint(raw, "memoryUsed"),
+            None if duty_cycle is None else duty_cycle / 100,
         )
 
-    def cpu(self, parent: JSONObject, where: str) -> CPUStats | None:
-        raw = _object(parent, "cpu", where)
+    def cpu(self, parent: JSONObject) -> CPUStats | None:
+        raw = _block(parent.get("cpu"), "cpu")
         if raw is None:
             return None
-        where = f"{where}.cpu"
-        return CPUStats(
-            time=self.time(raw, "time", where),
-            usage_cores=_nanos_as_seconds(raw, "usageNanoCores", where),
-            usage_seconds=_nanos_as_seconds(raw, "usageCoreNanoSeconds", where),
-            pressure=self.pressure(raw, where),
-        )
+        try:
+            cores, seconds = _uints(raw, ("usageNanoCores", "usageCoreNanoSeconds"))
+            return CPUStats(
+                self.time(raw, "time"), _seconds(cores), _seconds(seconds), self.pressure(raw)
+            )
+        except _Misfit as misfit:
+            raise misfit.within("cpu") from None
 
-    def memory(self, parent: JSONObject, where: str) -> MemoryStats | None:
-        raw = _object(parent, "memory", where)
+    def memory(self, parent: JSONObject) -> MemoryStats | None:
+        raw = _block(parent.get("memory"), "memory")
         if raw is None:
             return None
-        where = f"{where}.memory"
-        available, usage, working_set, rss, page_faults, major_page_faults = _uints(
-            raw, _MEMORY_KEYS, where
-        )
-        return MemoryStats(
-            time=self.time(raw, "time", where),
-            available_bytes=available,
-            usage_bytes=usage,
-            working_set_bytes=working_set,
-            rss_bytes=rss,
-            page_faults=page_faults,
-            major_page_faults=major_page_faults,
-            pressure=self.pressure(raw, where),
-        )
+        try:
+            available, usage, working_set, rss, page_faults, major_page_faults = _uints(
+                raw, _MEMORY_KEYS
+            )
+            return MemoryStats(
+                self.time(raw, "time"),
+                available,
+                usage,
+                working_set,
+                rss,
+                page_faults,
+                major_page_faults,
+                self.pressure(raw),
+            )
+        except _Misfit as misfit:
+            raise misfit.within("memory") from None
 
-    def io(self, parent: JSONObject, where: str) -> IOStats | None:
-        raw = _object(parent, "io", where)
+    def io(self, parent: JSONObject) -> IOStats | None:
+        raw = _block(parent.get("io"), "io")
         if raw is None:
             return None
-        where = f"{where}.io"
-        return IOStats(time=self.time(raw, "time", where), pressure=self.pressure(raw, where))
+        try:
+            return IOStats(self.time(raw, "time"), self.pressure(raw))
+        except _Misfit as misfit:
+            raise misfit.within("io") from None
 
-    def pressure(self, parent: JSONObject, where: str) -> Pressure | None:
-        raw = _object(parent, "psi", where)
+    def pressure(self, parent: JSONObject) -> Pressure | None:
+        raw = _block(parent.get("psi"), "psi")
         if raw is None:
             return None
-        where = f"{where}.psi"
-        return Pressure(
-            some=self.pressure_data(raw, "some", where),
-            full=self.pressure_data(raw, "full", where),
-        )
+        try:
+            return Pressure(_pressure_data(raw, "some"), _pressure_data(raw, "full"))
+        except _Misfit as misfit:
+            raise misfit.within("psi") from None
 
-    def pressure_data(self, parent: JSONObject, key: str, where: str) -> PressureData | None:
-        raw = _object(parent, key, where)
+    def swap(self, parent: JSONObject) -> SwapStats | None:
+        raw = _block(parent.get("swap"), "swap")
         if raw is None:
             return None
-        where = f"{where}.{key}"
-        # The kubelet's type comment says nanoseconds, but it copies the kernel's PSI "total",
-        # which is microseconds: cAdvisor and the OpenTelemetry kubeletstats receiver both divide
-        # by 1e6, and the 1.35 fixture's node cpu total (32884223) only makes sense as ~33 s.
-        total, avg10, avg60, avg300 = map(raw.get, _PSI_KEYS)
-        # One combined check on the hot path; the field-by-field checks below only run to name
-        # the offending field.
-        if not (
-            (total is None or (type(total) is int and total >= 0))
-            and type(avg10) in _NUMBER_TYPES
-            and type(avg60) in _NUMBER_TYPES
-            and type(avg300) in _NUMBER_TYPES
-        ):
-            _uint(raw, "total", where)
+        try:
+            return SwapStats(
+                self.time(raw, "time"), *_uints(raw, ("swapAvailableBytes", "swapUsageBytes"))
+            )
+        except _Misfit as misfit:
+            raise misfit.within("swap") from None
+
+    def network(self, parent: JSONObject) -> NetworkStats | None:
+        raw = _block(parent.get("network"), "network")
+        if raw is None:
+            return None
+        try:
+            interfaces = _each(raw, "interfaces", _interface)
+            default = _interface(raw)
+            if not interfaces and _has_counters(default):
+                interfaces = (default,)
+            return NetworkStats(self.time(raw, "time"), default.name or None, interfaces)
+        except _Misfit as misfit:
+            raise misfit.within("network") from None
+
+    def fs(self, parent: JSONObject, key: str) -> FsStats | None:
+        raw = _block(parent.get(key), key)
+        if raw is None:
+            return None
+        try:
+            return self.fs_fields(raw)
+        except _Misfit as misfit:
+            raise misfit.within(key) from None
+
+    def fs_fields(self, raw: JSONObject) -> FsStats:
+        return FsStats(self.time(raw, "time"), *_uints(raw, _FS_KEYS))
+
+    def volume(self, raw: object) -> VolumeStats:
+        raw = _object(raw)
+        pvc = _block(raw.get("pvcRef"), "pvcRef")
+        try:
+            pvc_name = None if pvc is None else _required_string(pvc, "name")
+            pvc_namespace = None if pvc is None else _string(pvc, "namespace")
+        except _Misfit as misfit:
+            raise misfit.within("pvcRef") from None
+        return VolumeStats(_string(raw, "name"), pvc_name, pvc_namespace, self.fs_fields(raw))
+
+    def rlimit(self, parent: JSONObject) -> RlimitStats | None:
+        raw = _block(parent.get("rlimit"), "rlimit")
+        if raw is None:
+            return None
+        try:
+            return RlimitStats(self.time(raw, "time"), _int(raw, "maxpid"), _int(raw, "curproc"))
+        except _Misfit as misfit:
+            raise misfit.within("rlimit") from None
+
+
+def _pressure_data(parent: JSONObject, key: str) -> PressureData | None:
+    raw = _block(parent.get(key), key)
+    if raw is None:
+        return None
+    # The kubelet's type comment says nanoseconds, but it copies the kernel's PSI "total",
+    # which is microseconds: cAdvisor and the OpenTelemetry kubeletstats receiver both divide
+    # by 1e6, and the 1.35 fixture's node cpu total (32884223) only makes sense as ~33 s.
+    total, avg10, avg60, avg300 = map(raw.get, _PSI_KEYS)
+    if not (
+        (total is None or (type(total) is int and total >= 0))
+        and type(avg10) in _NUMBER_TYPES
+        and type(avg60) in _NUMBER_TYPES
+        and type(avg300) in _NUMBER_TYPES
+    ):
+        try:
+            _uint(raw, "total")
             for average_key in _PSI_AVERAGE_KEYS:
-                _number(raw, average_key, where)  # raises, naming the first bad field
-        return PressureData(
-            None if total is None else total / 1e6,
-            None if avg10 is None else avg10 / 100,
-            None if avg60 is None else avg60 / 100,
-            None if avg300 is None else avg300 / 100,
-        )
+                _number(raw, average_key)  # raises, naming the first bad field
+        except _Misfit as misfit:
+            raise misfit.within(key) from None
+    return PressureData(
+        None if total is None else total / 1e6,
+        None if avg10 is None else avg10 / 100,
+        None if avg60 is None else avg60 / 100,
+        None if avg300 is None else avg300 / 100,
+    )
 
-    def swap(self, parent: JSONObject, where: str) -> SwapStats | None:
-        raw = _object(parent, "swap", where)
-        if raw is None:
-            return None
-        where = f"{where}.swap"
-        return SwapStats(
-            time=self.time(raw, "time", where),
-            available_bytes=_uint(raw, "swapAvailableBytes", where),
-            usage_bytes=_uint(raw, "swapUsageBytes", where),
-        )
 
-    def network(self, parent: JSONObject, where: str) -> NetworkStats | None:
-        raw = _object(parent, "network", where)
-        if raw is None:
-            return None
-        where = f"{where}.network"
-        interfaces = tuple(
-            self.interface(_element(item, f"{where}.interfaces[{i}]"), f"{where}.interfaces[{i}]")
-            for i, item in enumerate(_list(raw, "interfaces", where))
-        )
-        default = self.interface(raw, where)
-        if not interfaces and _has_counters(default):
-            interfaces = (default,)
-        return NetworkStats(
-            time=self.time(raw, "time", where),
-            default_interface=default.name or None,
-            interfaces=interfaces,
-        )
-
-    def interface(self, raw: JSONObject, where: str) -> InterfaceStats:
-        rx_bytes, rx_errors, tx_bytes, tx_errors = _uints(raw, _INTERFACE_KEYS, where)
-        return InterfaceStats(
-            name=_string(raw, "name", where, required=False),
-            rx_bytes=rx_bytes,
-            rx_errors=rx_errors,
-            tx_bytes=tx_bytes,
-            tx_errors=tx_errors,
-        )
-
-    def fs(self, parent: JSONObject, key: str, where: str) -> FsStats | None:
-        raw = _object(parent, key, where)
-        if raw is None:
-            return None
-        return self.fs_fields(raw, f"{where}.{key}")
-
-    def fs_fields(self, raw: JSONObject, where: str) -> FsStats:
-        available, capacity, used, inodes_free, inodes, inodes_used = _uints(raw, _FS_KEYS, where)
-        return FsStats(
-            time=self.time(raw, "time", where),
-            available_bytes=available,
-            capacity_bytes=capacity,
-            used_bytes=used,
-            inodes_free=inodes_free,
-            inodes=inodes,
-            inodes_used=inodes_used,
-        )
-
-    def volume(self, raw: JSONObject, where: str) -> VolumeStats:
-        pvc = _object(raw, "pvcRef", where)
-        pvc_where = f"{where}.pvcRef"
-        return VolumeStats(
-            name=_string(raw, "name", where, required=False),
-            pvc_name=None if pvc is None else _string(pvc, "name", pvc_where, required=True),
-            pvc_namespace=(
-                None if pvc is None else _string(pvc, "namespace", pvc_where, required=False)
-            ),
-            fs=self.fs_fields(raw, where),
-        )
-
-    def rlimit(self, parent: JSONObject, where: str) -> RlimitStats | None:
-        raw = _object(parent, "rlimit", where)
-        if raw is None:
-            return None
-        where = f"{where}.rlimit"
-        return RlimitStats(
-            time=self.time(raw, "time", where),
-            max_pid=_int(raw, "maxpid", where),
-            processes=_int(raw, "curproc", where),
-        )
+def _interface(raw: object) -> InterfaceStats:
+    raw = _object(raw)
+    return InterfaceStats(_string(raw, "name"), *_uints(raw, _INTERFACE_KEYS))
 
 
 def _has_counters(interface: InterfaceStats) -> bool:
-    return bool(interface.name) or any(
-        value is not None
-        for value in (
-            interface.rx_bytes,
-            interface.rx_errors,
-            interface.tx_bytes,
-            interface.tx_errors,
-        )
-    )
+    return bool(interface.name) or any(value is not None for value in interface[1:])
