@@ -34,6 +34,14 @@ from urllib.parse import parse_qs, unquote_to_bytes
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from adapter.objects import (
+    encode_json,
+    status,
+    status_bad_request,
+    status_forbidden,
+    status_unauthorized,
+)
+
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -637,82 +645,25 @@ class Authorizer:
 # ---------------------------------------------------------------------------------------------
 # Status objects (metav1.Status as the generic apiserver writes them)
 
-_HTML_SANITIZER = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-
-
-def unauthorized_status() -> dict[str, object]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": "Unauthorized",
-        "reason": "Unauthorized",
-        "code": 401,
-    }
-
-
-def forbidden_message(user: UserInfo, attributes: RequestAttributes) -> str:
-    if not attributes.is_resource_request:
-        who, where = _go_quote(user.name), _go_quote(attributes.path)
-        return f"User {who} cannot {attributes.verb} path {where}"
-    resource = attributes.resource
-    if attributes.subresource:
-        resource = f"{resource}/{attributes.subresource}"
-    head = (
-        f"User {_go_quote(user.name)} cannot {attributes.verb} resource {_go_quote(resource)} "
-        f"in API group {_go_quote(attributes.api_group)}"
-    )
-    if attributes.namespace:
-        return f"{head} in the namespace {_go_quote(attributes.namespace)}"
-    return f"{head} at the cluster scope"
-
-
-def _go_quote(text: str) -> str:
-    # Go's %q; json.dumps agrees for the printable ASCII that Kubernetes names use.
-    return json.dumps(text, ensure_ascii=False)
-
 
 def forbidden_status(
     user: UserInfo, attributes: RequestAttributes, reason: str
 ) -> dict[str, object]:
     """responsewriters.ForbiddenStatusError → apierrors.NewForbidden, field for field."""
-    error = forbidden_message(user, attributes).translate(_HTML_SANITIZER)
-    if reason:
-        error = f"{error}: {reason}"
-    group = attributes.api_group if attributes.is_resource_request else ""
-    resource = attributes.resource if attributes.is_resource_request else ""
-    name = attributes.name if attributes.is_resource_request else ""
-    qualified = f"{resource}.{group}" if group else resource
-    if not group and not resource:
-        message = f"forbidden: {error}"
-    elif not name:
-        message = f"{qualified} is forbidden: {error}"
-    else:
-        message = f"{qualified} {_go_quote(name)} is forbidden: {error}"
-    details = {"name": name, "group": group, "kind": resource}
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": "Forbidden",
-        "details": {key: value for key, value in details.items() if value},
-        "code": 403,
-    }
-
-
-def status_with_code(code: int, reason: str, message: str) -> dict[str, object]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
+    if not attributes.is_resource_request:
+        return status_forbidden(
+            user=user.name, verb=attributes.verb, path=attributes.path, reason=reason
+        )
+    return status_forbidden(
+        user=user.name,
+        verb=attributes.verb,
+        group=attributes.api_group,
+        resource=attributes.resource,
+        subresource=attributes.subresource,
+        name=attributes.name,
+        namespace=attributes.namespace,
+        reason=reason,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -802,13 +753,13 @@ class AuthMiddleware:
                 request.path,
                 "; ".join(authentication.failures),
             )
-            return self._reply(start_response, unauthorized_status())
+            return self._reply(start_response, status_unauthorized())
         user = authentication.user
 
         try:
             attributes = request_attributes(request.method, request.path, request.query)
         except RequestPathError as err:
-            return self._reply(start_response, status_with_code(400, "BadRequest", str(err)))
+            return self._reply(start_response, status_bad_request(str(err)))
         try:
             decision = self._authorizer.authorize(user, attributes)
         except ReviewUnavailableError as err:
@@ -817,7 +768,7 @@ class AuthMiddleware:
             )
             return self._reply(
                 start_response,
-                status_with_code(
+                status(
                     500,
                     "InternalError",
                     "Internal error occurred: could not check authorization with a "
@@ -838,10 +789,10 @@ class AuthMiddleware:
         environ[ENVIRON_ATTRIBUTES] = attributes
         return self._app(environ, start_response)
 
-    def _reply(self, start_response: StartResponse, status: dict[str, object]) -> list[bytes]:
-        code = status["code"]
+    def _reply(self, start_response: StartResponse, failure: Mapping[str, object]) -> list[bytes]:
+        code = failure["code"]
         assert isinstance(code, int)
-        body = json.dumps(status, separators=(",", ":")).encode()
+        body = encode_json(failure)
         start_response(
             f"{code} {_REASON_PHRASES.get(code, 'Error')}",
             [

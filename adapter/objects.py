@@ -447,6 +447,9 @@ def status_bad_request(message: str) -> JsonObject:
     return status(400, "BadRequest", message)
 
 
+_HTML_SANITIZER: Final = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
 def status_unauthorized(message: str = "Unauthorized") -> JsonObject:
     """401 Unauthorized, as the authentication filter writes it."""
     return status(401, "Unauthorized", message)
@@ -480,6 +483,9 @@ def status_forbidden(
         )
     else:
         denial = f"User {_go_quote(user)} cannot {verb} path {_go_quote(path)}"
+    # kube-apiserver HTML-escapes the denial (not the authorizer's reason) so a crafted path or
+    # user name cannot turn the message into markup in a browser.
+    denial = denial.translate(_HTML_SANITIZER)
     if reason:
         denial = f"{denial}: {reason}"
     if not resource and not group:
