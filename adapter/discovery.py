@@ -36,11 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-from adapter.prometheus import (
-    PrometheusClient,
-    PrometheusError,
-    decode_label_values_response,
-)
+from adapter.prometheus import PrometheusError
 from adapter.registry import MetricRegistry, SeriesQueryResult, build_registry
 from adapter.rules import CompiledConfig, CompiledRule
 
@@ -49,7 +45,6 @@ __all__ = [
     "DiscoverySettings",
     "LabelSource",
     "MetricDiscovery",
-    "PrometheusDiscoveryClient",
     "QueryStatus",
     "SelectorRewriteError",
     "add_label_matcher",
@@ -168,7 +163,7 @@ def resource_label_candidates(
 
 
 class LabelSource(Protocol):
-    """The two metadata endpoints discovery uses (a PrometheusDiscoveryClient, or a fake)."""
+    """The two metadata endpoints discovery uses (a ``PrometheusClient``, or a fake)."""
 
     def label_names(
         self, matchers: Sequence[str] = (), start: float | None = None, end: float | None = None
@@ -181,18 +176,6 @@ class LabelSource(Protocol):
         start: float | None = None,
         end: float | None = None,
     ) -> list[str]: ...
-
-
-class PrometheusDiscoveryClient(PrometheusClient):
-    """:class:`~adapter.prometheus.PrometheusClient` plus ``/api/v1/labels``."""
-
-    def label_names(
-        self, matchers: Sequence[str] = (), start: float | None = None, end: float | None = None
-    ) -> list[str]:
-        """Label names of the series matching any of ``matchers`` (all series if empty)."""
-        params = [("match[]", m) for m in matchers] + self._range(start, end)
-        status, body = self._call("/api/v1/labels", params, "label names")
-        return decode_label_values_response(status, body, "label names")
 
 
 def fetch_series_query(

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TextIO
 
 from adapter.config import ConfigError, load_config_file
-from adapter.discovery import DiscoverySettings, MetricDiscovery, PrometheusDiscoveryClient
+from adapter.discovery import DiscoverySettings, MetricDiscovery
 from adapter.planner import (
     CustomValues,
     ExternalValues,
@@ -43,6 +43,7 @@ from adapter.planner import (
 )
 from adapter.prometheus import (
     PrometheusAPI,
+    PrometheusClient,
     PrometheusConfigError,
     PrometheusError,
     PrometheusSettings,
@@ -592,7 +593,7 @@ def run_explain(
         print(f"kubemetrics-adapter explain: {err}", file=stderr)
         return EXIT_USAGE
     try:
-        client = PrometheusDiscoveryClient(prometheus_settings)
+        client = PrometheusClient(prometheus_settings)
     except PrometheusConfigError as err:
         print(f"kubemetrics-adapter explain: {err}", file=stderr)
         return EXIT_USAGE

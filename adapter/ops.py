@@ -148,6 +148,11 @@ class TimedPrometheus:
     ) -> list[dict[str, str]]:
         return self._timed("series", lambda: self._inner.series(matchers, start, end))
 
+    def label_names(
+        self, matchers: Sequence[str] = (), start: float | None = None, end: float | None = None
+    ) -> list[str]:
+        return self._timed("label_names", lambda: self._inner.label_names(matchers, start, end))
+
     def label_values(
         self,
         label: str,

@@ -1,4 +1,4 @@
-"""Prometheus HTTP API client: instant queries, series and label values.
+"""Prometheus HTTP API client: instant queries, series, label names and label values.
 
 The shell is :class:`PrometheusClient` (requests); decoding a response is done by the pure
 ``decode_*`` functions so it can be tested without a server. Providers depend on the small
@@ -227,6 +227,10 @@ class PrometheusAPI(Protocol):
     def series(
         self, matchers: Sequence[str], start: float | None = None, end: float | None = None
     ) -> list[dict[str, str]]: ...
+
+    def label_names(
+        self, matchers: Sequence[str] = (), start: float | None = None, end: float | None = None
+    ) -> list[str]: ...
 
     def label_values(
         self,
@@ -464,6 +468,14 @@ class PrometheusClient:
         params += self._range(start, end)
         status, body = self._call("/api/v1/series", params, "series")
         return decode_series_response(status, body, "series")
+
+    def label_names(
+        self, matchers: Sequence[str] = (), start: float | None = None, end: float | None = None
+    ) -> list[str]:
+        """Label names of the series matching any of ``matchers`` (all series if empty)."""
+        params = [("match[]", m) for m in matchers] + self._range(start, end)
+        status, body = self._call("/api/v1/labels", params, "label names")
+        return decode_label_values_response(status, body, "label names")
 
     def label_values(
         self,

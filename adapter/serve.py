@@ -39,7 +39,7 @@ from adapter.auth import (
     check_ca_bundle,
 )
 from adapter.config import ConfigError, load_config_file, parse_duration
-from adapter.discovery import DiscoverySettings, MetricDiscovery, PrometheusDiscoveryClient
+from adapter.discovery import DiscoverySettings, MetricDiscovery
 from adapter.kube_auth_client import (
     AuthenticationConfigMapSource,
     KubeAccessReviewer,
@@ -47,7 +47,12 @@ from adapter.kube_auth_client import (
 )
 from adapter.kube_cache import KubeCache, start_kube_cache
 from adapter.ops import AdapterMetrics, Operations, TimedPrometheus, prometheus_reachable
-from adapter.prometheus import PrometheusConfigError, PrometheusSettings, parse_header_flags
+from adapter.prometheus import (
+    PrometheusClient,
+    PrometheusConfigError,
+    PrometheusSettings,
+    parse_header_flags,
+)
 from adapter.promql import DEFAULT_MAX_QUERY_BYTES
 from adapter.providers import (
     CustomMetricsProvider,
@@ -293,10 +298,8 @@ def build_worker(settings: ServeSettings, request_header: RequestHeaderSource) -
     for warning in compiled.warnings:
         LOG.warning("rules: %s", warning)
     metrics = AdapterMetrics()
-    prometheus = TimedPrometheus(PrometheusDiscoveryClient(settings.prometheus), metrics)
-    discovery = MetricDiscovery(
-        PrometheusDiscoveryClient(settings.prometheus), compiled, settings.discovery
-    )
+    prometheus = TimedPrometheus(PrometheusClient(settings.prometheus), metrics)
+    discovery = MetricDiscovery(PrometheusClient(settings.prometheus), compiled, settings.discovery)
     discovery.start()
     queries = QueryRunner(prometheus)
     providers = Providers(

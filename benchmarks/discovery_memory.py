@@ -28,8 +28,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from adapter.config import load_config_file
-from adapter.discovery import DiscoverySettings, MetricDiscovery, PrometheusDiscoveryClient
-from adapter.prometheus import PrometheusSettings
+from adapter.discovery import DiscoverySettings, MetricDiscovery
+from adapter.prometheus import PrometheusClient, PrometheusSettings
 from adapter.resources import BuiltinResourceCatalog
 from adapter.rules import compile_config
 from tests.prometheus_server import running_prometheus  # the tests' launcher, reused
@@ -81,7 +81,7 @@ def peak_rss_kib() -> int:
 def child(url: str, mode: str) -> dict[str, float]:
     """One measurement in this (fresh) process; returns the figures."""
     config = compile_config(load_config_file(RULES), BuiltinResourceCatalog())
-    client = PrometheusDiscoveryClient(PrometheusSettings(url=url, timeout=120.0))
+    client = PrometheusClient(PrometheusSettings(url=url, timeout=120.0))
     settings = DiscoverySettings(timedelta(minutes=1), timedelta(hours=1))
     queries = sorted({rule.series_query for rule in config.rules})
 

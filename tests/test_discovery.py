@@ -28,14 +28,13 @@ from adapter.config import load_config, load_config_file
 from adapter.discovery import (
     DiscoverySettings,
     MetricDiscovery,
-    PrometheusDiscoveryClient,
     SelectorRewriteError,
     add_label_matcher,
     fetch_series_query,
     require_label,
     resource_label_candidates,
 )
-from adapter.prometheus import PrometheusSettings
+from adapter.prometheus import PrometheusClient, PrometheusSettings
 from adapter.promql import quote_string
 from adapter.registry import CustomMetricInfo
 from adapter.resources import (
@@ -235,8 +234,8 @@ def standin_factory(httpserver: HTTPServer) -> Iterator[StandInFactory]:
         assert "/api/v1/series" not in standin.paths()
 
 
-def client_for(httpserver: HTTPServer) -> PrometheusDiscoveryClient:
-    return PrometheusDiscoveryClient(PrometheusSettings(url=httpserver.url_for("/"), timeout=5.0))
+def client_for(httpserver: HTTPServer) -> PrometheusClient:
+    return PrometheusClient(PrometheusSettings(url=httpserver.url_for("/"), timeout=5.0))
 
 
 def compiled(name: str, catalog: BuiltinResourceCatalog | None = None) -> CompiledConfig:
@@ -821,7 +820,7 @@ def test_same_discovery_against_a_real_prometheus(
     server, _ = loaded_prometheus
     defaults = Path(UPSTREAM / "config-gen-1m.yaml").read_text(encoding="utf-8")
     config = compiled_text(defaults.split("resourceRules:")[0] + EXTERNAL_RULES)
-    client = PrometheusDiscoveryClient(PrometheusSettings(url=server.url, timeout=10.0))
+    client = PrometheusClient(PrometheusSettings(url=server.url, timeout=10.0))
     discovery = MetricDiscovery(
         client, config, DiscoverySettings(timedelta(minutes=1), timedelta(hours=1))
     )
@@ -846,7 +845,7 @@ def test_real_prometheus_max_age_hides_old_series(
     server, now = loaded_prometheus
     defaults = Path(UPSTREAM / "config-gen-1m.yaml").read_text(encoding="utf-8")
     config = compiled_text(defaults.split("resourceRules:")[0])
-    client = PrometheusDiscoveryClient(PrometheusSettings(url=server.url, timeout=10.0))
+    client = PrometheusClient(PrometheusSettings(url=server.url, timeout=10.0))
     # Every sample is at least a minute old; a clock an hour later with a 1m max age sees none.
     discovery = MetricDiscovery(client, config, clock=lambda: now + 3600)
     assert discovery.refresh().custom_metrics() == []

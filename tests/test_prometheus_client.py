@@ -90,6 +90,7 @@ def recorder(httpserver: HTTPServer) -> Recorder:
     httpserver.expect_request("/api/v1/query").respond_with_handler(answer)
     httpserver.expect_request("/api/v1/series").respond_with_handler(answer)
     httpserver.expect_request("/api/v1/label/pod/values").respond_with_handler(answer)
+    httpserver.expect_request("/api/v1/labels").respond_with_handler(answer)
     httpserver.expect_request("/prom/api/v1/query").respond_with_handler(answer)
     return answer
 
@@ -357,6 +358,18 @@ def test_label_values(httpserver: HTTPServer, recorder: Recorder) -> None:
     assert recorder.last["args"] == {"match[]": ['up{namespace="a"}'], "end": ["5.000"]}
     with pytest.raises(ValueError, match="not a Prometheus label name"):
         make_client(httpserver).label_values("../x")
+
+
+def test_label_names(httpserver: HTTPServer, recorder: Recorder) -> None:
+    recorder.body = success(["__name__", "namespace", "pod"])
+    names = make_client(httpserver).label_names(["up", 'x{a="b"}'], start=1.5, end=5.0)
+    assert names == ["__name__", "namespace", "pod"]
+    assert recorder.last["path"] == "/api/v1/labels"
+    assert recorder.last["args"] == {
+        "match[]": ["up", 'x{a="b"}'],
+        "start": ["1.500"],
+        "end": ["5.000"],
+    }
 
 
 # --- settings and flags ------------------------------------------------------------------------
