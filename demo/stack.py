@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -80,10 +81,23 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG = 1: the child gets SIGTERM when the parent dies, even by SIGKILL.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+@functools.cache
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec function asking Linux to SIGTERM the child when its parent dies (even by
+    SIGKILL). libc is loaded here, in the parent: the child between fork and exec must not
+    take the dynamic loader's locks, which another thread may have held at fork time."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_parent_death_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return set_parent_death_signal
 
 
 @dataclass
@@ -108,7 +122,7 @@ class ManagedProcess:
                 env=environment,
                 cwd=REPO_ROOT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                preexec_fn=_parent_death_signal(),  # noqa: PLW1509 - see its docstring
             )
 
     @property
