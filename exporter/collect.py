@@ -6,6 +6,12 @@ scope with their identity labels rendered once, then every row of that scope rea
 each entity's record; a ``None`` value means no sample. Output order: table order, then nodes by
 name, pods by namespace and name, containers, interfaces and volumes by name.
 
+A row whose value is a ``Field`` (an attribute path) is read column-wise: the block it names
+(``container.memory``, ``container.cpu.pressure.some``) is looked up once per entity and shared by
+every row that reads it, entities without the block drop out there, and each row then takes one
+attribute of the remaining blocks. For 330 containers this replaces some 13,000 Python calls per
+collection with a few C-level passes (``map``, ``attrgetter``, ``zip``).
+
 When the kubelet lists two pods with the same namespace and name (a pod being replaced, or a
 static pod restarting), or a pod lists one container name twice, only the one started last is
 kept: otherwise the exposition would carry duplicate series, which Prometheus rejects.
@@ -14,10 +20,12 @@ kept: otherwise the exposition would carry duplicate series, which Prometheus re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from itertools import compress, repeat
+from operator import attrgetter, is_not
+from typing import Any, TypeVar, cast
 
 from exporter.exposition import MetricFamily, escape_label_value
-from exporter.metrics import METRICS, SCOPE_LABELS, MetricDef, Scope
+from exporter.metrics import METRICS, SCOPE_LABELS, Field, MetricDef, Scope
 from exporter.model import (
     CollectionRound,
     ContainerStats,
@@ -34,6 +42,8 @@ from exporter.pods import Pod
 __all__ = ["collect"]
 
 Entity = tuple[str, Any]  # (rendered identity labels, record)
+Value = int | float
+Columns = tuple[Sequence[str], Sequence[Value]]  # rendered label sets, values
 T = TypeVar("T")
 
 # The phases of a v1 Pod, in the order the API documents them.
@@ -53,30 +63,79 @@ def collect(
     entities = _entities(results, error_totals)
     if collection is not None:
         entities[Scope.COLLECTION].append(("", collection))
+    readers = {scope: _ScopeReader(scope_entities) for scope, scope_entities in entities.items()}
     families: list[MetricFamily] = []
     for row in table:
-        samples = _samples(row, entities[row.scope])
-        if samples:
-            families.append(MetricFamily(row.name, row.type.value, row.help, samples))
+        labels, values = readers[row.scope].columns(row)
+        if values:
+            families.append(MetricFamily(row.name, row.type.value, row.help, labels, values))
     return families
 
 
-def _samples(row: MetricDef[Any], entities: Sequence[Entity]) -> list[tuple[str, int | float]]:
-    value_of = row.value
-    samples: list[tuple[str, int | float]] = []
-    if row.extra_labels:
-        for labels, record in entities:
+class _ScopeReader:
+    """The samples of every row of one scope, from that scope's entities, as columns.
+
+    ``blocks(path)`` memoizes, per attribute path, the entities whose record has a block there
+    (labels and blocks as two parallel tuples), so all rows that read a block share one lookup.
+    """
+
+    def __init__(self, entities: Sequence[Entity]) -> None:
+        self._entities = entities
+        self._blocks: dict[tuple[str, ...], tuple[Sequence[str], Sequence[Any]]] = {}
+
+    def columns(self, row: MetricDef[Any]) -> Columns:
+        value_of = row.value
+        if row.extra_labels:
+            return self._labelled_columns(row)
+        labels: Sequence[str]
+        if type(value_of) is Field:
+            labels, blocks = self.blocks(value_of.block)
+            values: list[Value | None] = list(map(attrgetter(value_of.name), blocks))
+        else:
+            labels = [labels for labels, _ in self._entities]
+            values = [value_of(record) for _, record in self._entities]
+        return _present(labels, values)
+
+    def blocks(self, path: tuple[str, ...]) -> tuple[Sequence[str], Sequence[Any]]:
+        found = self._blocks.get(path)
+        if found is None:
+            if path:
+                labels, parents = self.blocks(path[:-1])
+                found = _present(labels, list(map(attrgetter(path[-1]), parents)))
+            else:
+                found = _columns(self._entities)
+            self._blocks[path] = found
+        return found
+
+    def _labelled_columns(self, row: MetricDef[Any]) -> Columns:
+        value_of = row.value
+        labels: list[str] = []
+        values: list[Value] = []
+        for identity, record in self._entities:
             value = value_of(record)
             if value is not None:
                 extra = ",".join(
                     f'{name}="{escape_label_value(read(record))}"'
                     for name, read in row.extra_labels
                 )
-                samples.append((f"{labels},{extra}", value))
-        return samples
-    return [
-        (labels, value) for labels, record in entities if (value := value_of(record)) is not None
-    ]
+                labels.append(f"{identity},{extra}")
+                values.append(value)
+        return labels, values
+
+
+def _present(labels: Sequence[str], values: list[T | None]) -> tuple[Sequence[str], list[T]]:
+    """The labels and values where the value is not ``None``; the same lists when none is."""
+    if None not in values:
+        return labels, values  # type: ignore[return-value] # no None, as just checked
+    present = list(map(is_not, values, repeat(None)))
+    return list(compress(labels, present)), cast("list[T]", list(compress(values, present)))
+
+
+def _columns(pairs: Sequence[tuple[str, Any]]) -> tuple[Sequence[str], Sequence[Any]]:
+    if not pairs:
+        return (), ()
+    labels, records = zip(*pairs, strict=True)
+    return labels, records
 
 
 def _labels(scope: Scope, values: Sequence[str]) -> str:

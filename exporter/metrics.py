@@ -5,6 +5,11 @@ reads one record of that scope (``None`` = the kubelet did not send it = no samp
 labels come from the scope alone (``SCOPE_LABELS``) and are added in ``exporter.collect``; a row
 only declares labels that are not identity (``extra_labels``).
 
+Most extractors are a ``Field``: an attribute path into the record (``cpu`` then
+``usage_seconds``), declared as data rather than as a function so that ``exporter.collect`` can
+look each block up once per entity for all the rows that read it. Rows that compute something
+(a phase flag, a count) keep a plain function.
+
 Naming: ``kubestats_`` + entity + quantity + base unit; counters end in ``_total``; seconds,
 bytes, ratios. The names of CPU and memory working set, network, ephemeral storage, volume and
 container start time are a contract with the adapter's default rules: do not rename them.
@@ -21,24 +26,19 @@ from exporter.model import (
     AcceleratorStats,
     CollectionRound,
     ContainerStats,
-    CPUStats,
     FsStats,
     InterfaceStats,
-    IOStats,
-    MemoryStats,
     NetworkStats,
     NodeResult,
     NodeStats,
     PodPhase,
     PodStats,
-    Pressure,
     ScrapeErrorCount,
-    SwapStats,
     VolumeStats,
 )
 from exporter.pods import PodContainer
 
-__all__ = ["METRICS", "SCOPE_LABELS", "MetricDef", "MetricType", "Scope"]
+__all__ = ["METRICS", "SCOPE_LABELS", "Field", "MetricDef", "MetricType", "Scope"]
 
 Value = int | float
 R = TypeVar("R")
@@ -93,6 +93,27 @@ SCOPE_LABELS: dict[Scope, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Field:
+    """The value at ``record.<block...>.<name>``; ``None`` when a block on the way is ``None``
+    (the kubelet left it out), so an absent block gives no sample rather than an error."""
+
+    block: tuple[str, ...]
+    name: str
+
+    def __call__(self, record: object) -> Value | None:
+        for attribute in self.block:
+            record = getattr(record, attribute)
+            if record is None:
+                return None
+        value: Value | None = getattr(record, self.name)
+        return value
+
+
+def _field(*path: str) -> Field:
+    return Field(path[:-1], path[-1])
+
+
+@dataclass(frozen=True, slots=True)
 class MetricDef(Generic[R]):
     name: str
     type: MetricType
@@ -100,21 +121,6 @@ class MetricDef(Generic[R]):
     scope: Scope
     value: Callable[[R], Value | None]
     extra_labels: tuple[tuple[str, Callable[[R], str]], ...] = ()
-
-
-class _Workload(Protocol):
-    """Node, system container, pod or container: the records that carry usage blocks."""
-
-    @property
-    def start_time(self) -> float | None: ...
-    @property
-    def cpu(self) -> CPUStats | None: ...
-    @property
-    def memory(self) -> MemoryStats | None: ...
-    @property
-    def io(self) -> IOStats | None: ...
-    @property
-    def swap(self) -> SwapStats | None: ...
 
 
 class _Networked(Protocol):
@@ -134,32 +140,6 @@ def _counter(
     return MetricDef(name, MetricType.COUNTER, help_text, scope, value)
 
 
-def _pressure_value(
-    block: Callable[[_Workload], CPUStats | MemoryStats | IOStats | None], kind: str
-) -> Callable[[_Workload], Value | None]:
-    def value(record: _Workload) -> Value | None:
-        stats = block(record)
-        pressure: Pressure | None = None if stats is None else stats.pressure
-        if pressure is None:
-            return None
-        data = pressure.some if kind == "some" else pressure.full
-        return None if data is None else data.total_seconds
-
-    return value
-
-
-def _cpu_block(record: _Workload) -> CPUStats | None:
-    return record.cpu
-
-
-def _memory_block(record: _Workload) -> MemoryStats | None:
-    return record.memory
-
-
-def _io_block(record: _Workload) -> IOStats | None:
-    return record.io
-
-
 def _workload_rows(entity: str, scope: Scope, what: str) -> list[MetricDef[Any]]:
     """CPU, memory, swap, PSI and start time of a node, system container, pod or container."""
     p = f"kubestats_{entity}"
@@ -168,71 +148,70 @@ def _workload_rows(entity: str, scope: Scope, what: str) -> list[MetricDef[Any]]
             f"{p}_start_time_seconds",
             f"Unix time at which the kubelet started collecting stats for the {what}.",
             scope,
-            lambda r: r.start_time,
+            _field("start_time"),
         ),
         _counter(
             f"{p}_cpu_usage_seconds_total",
             f"Cumulative CPU time consumed by the {what}, in core-seconds.",
             scope,
-            lambda r: None if r.cpu is None else r.cpu.usage_seconds,
+            _field("cpu", "usage_seconds"),
         ),
         _gauge(
             f"{p}_cpu_usage_cores",
             f"CPU usage of the {what} averaged over the kubelet's sample window, in cores.",
             scope,
-            lambda r: None if r.cpu is None else r.cpu.usage_cores,
+            _field("cpu", "usage_cores"),
         ),
         _gauge(
             f"{p}_memory_available_bytes",
             f"Memory limit minus working set of the {what}; absent when it has no limit.",
             scope,
-            lambda r: None if r.memory is None else r.memory.available_bytes,
+            _field("memory", "available_bytes"),
         ),
         _gauge(
             f"{p}_memory_usage_bytes",
             f"Total memory in use by the {what}, including all memory regardless of access time.",
             scope,
-            lambda r: None if r.memory is None else r.memory.usage_bytes,
+            _field("memory", "usage_bytes"),
         ),
         _gauge(
             f"{p}_memory_working_set_bytes",
             f"Working set memory of the {what}: recently accessed, dirty and kernel memory.",
             scope,
-            lambda r: None if r.memory is None else r.memory.working_set_bytes,
+            _field("memory", "working_set_bytes"),
         ),
         _gauge(
             f"{p}_memory_rss_bytes",
             f"Anonymous and swap cache memory of the {what}, including transparent hugepages.",
             scope,
-            lambda r: None if r.memory is None else r.memory.rss_bytes,
+            _field("memory", "rss_bytes"),
         ),
         _counter(
             f"{p}_memory_page_faults_total",
             f"Cumulative number of minor page faults of the {what}.",
             scope,
-            lambda r: None if r.memory is None else r.memory.page_faults,
+            _field("memory", "page_faults"),
         ),
         _counter(
             f"{p}_memory_major_page_faults_total",
             f"Cumulative number of major page faults of the {what}.",
             scope,
-            lambda r: None if r.memory is None else r.memory.major_page_faults,
+            _field("memory", "major_page_faults"),
         ),
         _gauge(
             f"{p}_swap_available_bytes",
             f"Swap limit minus swap usage of the {what}; absent when it has no swap limit.",
             scope,
-            lambda r: None if r.swap is None else r.swap.available_bytes,
+            _field("swap", "available_bytes"),
         ),
         _gauge(
             f"{p}_swap_usage_bytes",
             f"Swap memory in use by the {what}.",
             scope,
-            lambda r: None if r.swap is None else r.swap.usage_bytes,
+            _field("swap", "usage_bytes"),
         ),
     ]
-    blocks = (("cpu", _cpu_block), ("memory", _memory_block), ("io", _io_block))
-    for resource, block in blocks:
+    for resource in ("cpu", "memory", "io"):
         for kind, who in (("some", "at least one task"), ("full", "all non-idle tasks")):
             rows.append(
                 _counter(
@@ -240,7 +219,7 @@ def _workload_rows(entity: str, scope: Scope, what: str) -> list[MetricDef[Any]]
                     f"Cumulative time {who} of the {what} stalled waiting for {resource} "
                     f"(PSI {kind}).",
                     scope,
-                    _pressure_value(block, kind),
+                    _field(resource, "pressure", kind, "total_seconds"),
                 )
             )
     return rows
@@ -253,25 +232,25 @@ def _interface_rows(entity: str, scope: Scope, what: str) -> list[MetricDef[Any]
             f"{p}_receive_bytes_total",
             f"Cumulative bytes received on a network interface of the {what}.",
             scope,
-            lambda r: r.rx_bytes,
+            _field("rx_bytes"),
         ),
         _counter(
             f"{p}_transmit_bytes_total",
             f"Cumulative bytes transmitted on a network interface of the {what}.",
             scope,
-            lambda r: r.tx_bytes,
+            _field("tx_bytes"),
         ),
         _counter(
             f"{p}_receive_errors_total",
             f"Cumulative receive errors on a network interface of the {what}.",
             scope,
-            lambda r: r.rx_errors,
+            _field("rx_errors"),
         ),
         _counter(
             f"{p}_transmit_errors_total",
             f"Cumulative transmit errors on a network interface of the {what}.",
             scope,
-            lambda r: r.tx_errors,
+            _field("tx_errors"),
         ),
     ]
 
@@ -297,74 +276,46 @@ def _default_interface_row(entity: str, scope: Scope, what: str) -> MetricDef[An
     )
 
 
-def _fs_rows(
-    prefix: str, scope: Scope, what: str, fs: Callable[[Any], FsStats | None]
-) -> list[MetricDef[Any]]:
-    def field(read: Callable[[FsStats], int | None]) -> Callable[[Any], Value | None]:
-        def value(record: Any) -> Value | None:
-            stats = fs(record)
-            return None if stats is None else read(stats)
-
-        return value
-
+def _fs_rows(prefix: str, scope: Scope, what: str, *fs: str) -> list[MetricDef[Any]]:
+    """Filesystem rows; ``fs`` is the attribute path to the ``FsStats`` (empty: the record)."""
     return [
         _gauge(
             f"{prefix}_available_bytes",
             f"Bytes available on the filesystem holding {what}.",
             scope,
-            field(lambda s: s.available_bytes),
+            _field(*fs, "available_bytes"),
         ),
         _gauge(
             f"{prefix}_capacity_bytes",
             f"Total bytes of the filesystem holding {what}.",
             scope,
-            field(lambda s: s.capacity_bytes),
+            _field(*fs, "capacity_bytes"),
         ),
         _gauge(
             f"{prefix}_used_bytes",
             f"Bytes used by {what}.",
             scope,
-            field(lambda s: s.used_bytes),
+            _field(*fs, "used_bytes"),
         ),
         _gauge(
             f"{prefix}_inodes",
             f"Total inodes of the filesystem holding {what}.",
             scope,
-            field(lambda s: s.inodes),
+            _field(*fs, "inodes"),
         ),
         _gauge(
             f"{prefix}_inodes_free",
             f"Free inodes of the filesystem holding {what}.",
             scope,
-            field(lambda s: s.inodes_free),
+            _field(*fs, "inodes_free"),
         ),
         _gauge(
             f"{prefix}_inodes_used",
             f"Inodes used by {what}.",
             scope,
-            field(lambda s: s.inodes_used),
+            _field(*fs, "inodes_used"),
         ),
     ]
-
-
-def _same(record: FsStats) -> FsStats:
-    return record
-
-
-def _volume_fs(record: VolumeStats) -> FsStats:
-    return record.fs
-
-
-def _ephemeral_fs(record: PodStats) -> FsStats | None:
-    return record.ephemeral_storage
-
-
-def _rootfs(record: ContainerStats) -> FsStats | None:
-    return record.rootfs
-
-
-def _logs_fs(record: ContainerStats) -> FsStats | None:
-    return record.logs
 
 
 def _node_rows() -> list[MetricDef[Any]]:
@@ -376,19 +327,18 @@ def _node_rows() -> list[MetricDef[Any]]:
             "kubestats_node_filesystem",
             Scope.NODE_FILESYSTEM,
             "the node's root, image or container filesystem (label filesystem)",
-            _same,
         ),
         _gauge(
             "kubestats_node_pid_max",
             "Highest process ID the node's kernel hands out (rlimit maxpid).",
             Scope.NODE,
-            lambda r: None if r.rlimit is None else r.rlimit.max_pid,
+            _field("rlimit", "max_pid"),
         ),
         _gauge(
             "kubestats_node_processes",
             "Number of processes running on the node (rlimit curproc).",
             Scope.NODE,
-            lambda r: None if r.rlimit is None else r.rlimit.processes,
+            _field("rlimit", "processes"),
         ),
     ]
 
@@ -402,15 +352,15 @@ def _pod_rows() -> list[MetricDef[Any]]:
             "kubestats_pod_ephemeral_storage",
             Scope.POD,
             "the pod's ephemeral storage (containers' writable layers, logs, emptyDir volumes)",
-            _ephemeral_fs,
+            "ephemeral_storage",
         ),
         _gauge(
             "kubestats_pod_processes",
             "Number of processes running in the pod.",
             Scope.POD,
-            lambda r: r.process_count,
+            _field("process_count"),
         ),
-        *_fs_rows("kubestats_volume", Scope.VOLUME, "a pod volume", _volume_fs),
+        *_fs_rows("kubestats_volume", Scope.VOLUME, "a pod volume", "fs"),
     ]
 
 
@@ -420,19 +370,19 @@ def _accelerator_rows() -> list[MetricDef[Any]]:
             "kubestats_container_accelerator_memory_total_bytes",
             "Total memory of an accelerator (GPU) attached to the container.",
             Scope.ACCELERATOR,
-            lambda r: r.memory_total_bytes,
+            _field("memory_total_bytes"),
         ),
         _gauge(
             "kubestats_container_accelerator_memory_used_bytes",
             "Allocated memory of an accelerator (GPU) attached to the container.",
             Scope.ACCELERATOR,
-            lambda r: r.memory_used_bytes,
+            _field("memory_used_bytes"),
         ),
         _gauge(
             "kubestats_container_accelerator_duty_cycle_ratio",
             "Fraction of the last sample period (10s) an accelerator was busy.",
             Scope.ACCELERATOR,
-            lambda r: r.duty_cycle_ratio,
+            _field("duty_cycle_ratio"),
         ),
     ]
 
@@ -441,9 +391,12 @@ def _container_rows() -> list[MetricDef[Any]]:
     return [
         *_workload_rows("container", Scope.CONTAINER, "container"),
         *_fs_rows(
-            "kubestats_container_rootfs", Scope.CONTAINER, "the container's writable layer", _rootfs
+            "kubestats_container_rootfs",
+            Scope.CONTAINER,
+            "the container's writable layer",
+            "rootfs",
         ),
-        *_fs_rows("kubestats_container_logs", Scope.CONTAINER, "the container's logs", _logs_fs),
+        *_fs_rows("kubestats_container_logs", Scope.CONTAINER, "the container's logs", "logs"),
         *_accelerator_rows(),
     ]
 
@@ -469,31 +422,31 @@ def _pod_container_rows() -> list[MetricDef[Any]]:
             "kubestats_container_cpu_request_cores",
             "CPU the container requests in its pod spec, in cores; absent when not set.",
             Scope.POD_CONTAINER,
-            lambda r: r.resources.cpu_request_cores,
+            _field("resources", "cpu_request_cores"),
         ),
         _gauge(
             "kubestats_container_cpu_limit_cores",
             "CPU limit of the container in its pod spec, in cores; absent when not set.",
             Scope.POD_CONTAINER,
-            lambda r: r.resources.cpu_limit_cores,
+            _field("resources", "cpu_limit_cores"),
         ),
         _gauge(
             "kubestats_container_memory_request_bytes",
             "Memory the container requests in its pod spec, in bytes; absent when not set.",
             Scope.POD_CONTAINER,
-            lambda r: r.resources.memory_request_bytes,
+            _field("resources", "memory_request_bytes"),
         ),
         _gauge(
             "kubestats_container_memory_limit_bytes",
             "Memory limit of the container in its pod spec, in bytes; absent when not set.",
             Scope.POD_CONTAINER,
-            lambda r: r.resources.memory_limit_bytes,
+            _field("resources", "memory_limit_bytes"),
         ),
         _counter(
             "kubestats_container_restarts_total",
             "Times the kubelet restarted the container (status restartCount); from /pods.",
             Scope.POD_CONTAINER,
-            lambda r: r.restart_count,
+            _field("restart_count"),
         ),
     ]
 
@@ -534,7 +487,7 @@ def _exporter_rows() -> list[MetricDef[Any]]:
             "kubestats_cluster_nodes",
             "Nodes the API server listed (matching --node-selector); cluster-wide mode only.",
             Scope.COLLECTION,
-            lambda r: r.nodes,
+            _field("nodes"),
         ),
         _gauge(
             "kubestats_exporter_scrape_success",
@@ -552,7 +505,7 @@ def _exporter_rows() -> list[MetricDef[Any]]:
             "kubestats_exporter_scrape_timestamp_seconds",
             "Unix time the last scrape of the node's kubelet Summary API finished.",
             Scope.SCRAPE,
-            lambda r: r.scraped_at,
+            _field("scraped_at"),
         ),
         _gauge(
             "kubestats_exporter_pods_scrape_success",
@@ -570,13 +523,13 @@ def _exporter_rows() -> list[MetricDef[Any]]:
             "kubestats_exporter_last_collection_timestamp_seconds",
             "Unix time the last complete collection round finished: the age of /metrics.",
             Scope.COLLECTION,
-            lambda r: r.finished_at,
+            _field("finished_at"),
         ),
         _gauge(
             "kubestats_exporter_collection_duration_seconds",
             "Seconds the last collection round took, all nodes together.",
             Scope.COLLECTION,
-            lambda r: r.duration_seconds,
+            _field("duration_seconds"),
         ),
         _counter(
             "kubestats_exporter_node_list_errors_total",

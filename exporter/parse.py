@@ -154,6 +154,12 @@ def _object(raw: object) -> JSONObject:
     raise _Misfit(f"expected object, got {_describe(raw)}")
 
 
+def _check_absent(raw: object, key: str) -> None:
+    """Off the hot path: a block that is not an object must be absent (or null)."""
+    if raw is not None:
+        raise _wrong(key, "object", raw)
+
+
 def _block(raw: object, key: str) -> JSONObject | None:
     if raw is None or type(raw) is dict:
         return raw
@@ -361,8 +367,9 @@ class _Parser:
         )
 
     def cpu(self, parent: JSONObject) -> CPUStats | None:
-        raw = _block(parent.get("cpu"), "cpu")
-        if raw is None:
+        raw = parent.get("cpu")
+        if type(raw) is not dict:
+            _check_absent(raw, "cpu")
             return None
         try:
             cores, seconds = _uints(raw, ("usageNanoCores", "usageCoreNanoSeconds"))
@@ -373,8 +380,9 @@ class _Parser:
             raise misfit.within("cpu") from None
 
     def memory(self, parent: JSONObject) -> MemoryStats | None:
-        raw = _block(parent.get("memory"), "memory")
-        if raw is None:
+        raw = parent.get("memory")
+        if type(raw) is not dict:
+            _check_absent(raw, "memory")
             return None
         try:
             available, usage, working_set, rss, page_faults, major_page_faults = _uints(
@@ -394,8 +402,9 @@ class _Parser:
             raise misfit.within("memory") from None
 
     def io(self, parent: JSONObject) -> IOStats | None:
-        raw = _block(parent.get("io"), "io")
-        if raw is None:
+        raw = parent.get("io")
+        if type(raw) is not dict:
+            _check_absent(raw, "io")
             return None
         try:
             return IOStats(self.time(raw, "time"), self.pressure(raw))
@@ -403,8 +412,9 @@ class _Parser:
             raise misfit.within("io") from None
 
     def pressure(self, parent: JSONObject) -> Pressure | None:
-        raw = _block(parent.get("psi"), "psi")
-        if raw is None:
+        raw = parent.get("psi")
+        if type(raw) is not dict:
+            _check_absent(raw, "psi")
             return None
         try:
             return Pressure(_pressure_data(raw, "some"), _pressure_data(raw, "full"))
@@ -412,8 +422,9 @@ class _Parser:
             raise misfit.within("psi") from None
 
     def swap(self, parent: JSONObject) -> SwapStats | None:
-        raw = _block(parent.get("swap"), "swap")
-        if raw is None:
+        raw = parent.get("swap")
+        if type(raw) is not dict:
+            _check_absent(raw, "swap")
             return None
         try:
             return SwapStats(
@@ -423,8 +434,9 @@ class _Parser:
             raise misfit.within("swap") from None
 
     def network(self, parent: JSONObject) -> NetworkStats | None:
-        raw = _block(parent.get("network"), "network")
-        if raw is None:
+        raw = parent.get("network")
+        if type(raw) is not dict:
+            _check_absent(raw, "network")
             return None
         try:
             interfaces = _each(raw, "interfaces", _interface)
@@ -436,8 +448,9 @@ class _Parser:
             raise misfit.within("network") from None
 
     def fs(self, parent: JSONObject, key: str) -> FsStats | None:
-        raw = _block(parent.get(key), key)
-        if raw is None:
+        raw = parent.get(key)
+        if type(raw) is not dict:
+            _check_absent(raw, key)
             return None
         try:
             return self.fs_fields(raw)
@@ -458,8 +471,9 @@ class _Parser:
         return VolumeStats(_string(raw, "name"), pvc_name, pvc_namespace, self.fs_fields(raw))
 
     def rlimit(self, parent: JSONObject) -> RlimitStats | None:
-        raw = _block(parent.get("rlimit"), "rlimit")
-        if raw is None:
+        raw = parent.get("rlimit")
+        if type(raw) is not dict:
+            _check_absent(raw, "rlimit")
             return None
         try:
             return RlimitStats(self.time(raw, "time"), _int(raw, "maxpid"), _int(raw, "curproc"))
@@ -468,8 +482,9 @@ class _Parser:
 
 
 def _pressure_data(parent: JSONObject, key: str) -> PressureData | None:
-    raw = _block(parent.get(key), key)
-    if raw is None:
+    raw = parent.get(key)
+    if type(raw) is not dict:
+        _check_absent(raw, key)
         return None
     # The kubelet's type comment says nanoseconds, but it copies the kernel's PSI "total",
     # which is microseconds: cAdvisor and the OpenTelemetry kubeletstats receiver both divide
