@@ -24,7 +24,11 @@ notes.
 Mapping results back keeps only the requested objects, in request order; the first sample per
 object wins. A NaN or infinite value is dropped (``adapter.quantity.milli_quantity`` refuses
 them: the HPA treats a missing object as missing data, but a zero as a reading); negative CPU
-or memory usage becomes 0 as in prometheus-adapter. External values carry every sample label.
+or memory usage becomes 0 as in prometheus-adapter. A pod is answered only when every one of
+its containers has both CPU and memory (as metrics-server; prometheus-adapter would write 0 for
+the missing one); series of the pod's own cgroup (container ``""`` or ``"POD"``) are not
+containers. A pod's or node's timestamp is its earliest sample time (as both upstreams).
+External values carry every sample label but ``__name__``.
 
 Exception tree::
 
@@ -36,7 +40,8 @@ Exception tree::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -69,8 +74,8 @@ from adapter.request_paths import (
 )
 from adapter.resources import NODES, GroupResource, ResourceCatalog
 from adapter.rules import (
-    CompiledConfig,
     CompiledResourceRule,
+    CompiledResourceRules,
     CompiledRule,
     QueryRenderError,
     go_regexp_expand,
@@ -96,6 +101,7 @@ __all__ = [
     "map_external_result",
     "map_resource_result",
     "plan_request",
+    "plan_resource_request",
 ]
 
 CANDIDATE_LIMIT: Final = 5
@@ -538,17 +544,18 @@ def _group_by_namespace(objects: Sequence[ObjectRef]) -> dict[str | None, list[s
 
 def _plan_resource(
     request: ResourceMetricsRequest,
-    config: CompiledConfig,
+    rules: CompiledResourceRules | None,
+    *,
+    source_name: str,
     objects: Sequence[ObjectRef] | None,
     max_query_bytes: int,
     strategy: SplitStrategy,
 ) -> QueryPlan:
-    rules = config.resource_rules
     if rules is None:
         raise PlanError(
             PlanErrorReason.NOT_SERVED,
             f"{request.resource} metrics are not served",
-            [f"{config.source_name} has no resourceRules, so metrics.k8s.io serves nothing"],
+            [f"{source_name} has no resourceRules, so metrics.k8s.io serves nothing"],
         )
     cpu, memory = rules.cpu, rules.memory
     roles: tuple[tuple[QueryRole, CompiledResourceRule], ...] = (
@@ -656,7 +663,17 @@ def plan_request(
     answer in; None when they could not be resolved. Single-object requests ignore it.
     Raises :class:`PlanError` (never a bare PromQL or template error).
     """
-    try:
+    if isinstance(request, ResourceMetricsRequest):
+        config = registry.config
+        return plan_resource_request(
+            request,
+            config.resource_rules,
+            source_name=config.source_name,
+            objects=objects,
+            max_query_bytes=max_query_bytes,
+            strategy=strategy,
+        )
+    with _plan_errors():
         if isinstance(request, CustomMetricsRequest):
             return _plan_custom(
                 request,
@@ -666,9 +683,35 @@ def plan_request(
                 max_query_bytes=max_query_bytes,
                 strategy=strategy,
             )
-        if isinstance(request, ExternalMetricsRequest):
-            return _plan_external(request, registry, max_query_bytes)
-        return _plan_resource(request, registry.config, objects, max_query_bytes, strategy)
+        return _plan_external(request, registry, max_query_bytes)
+
+
+def plan_resource_request(
+    request: ResourceMetricsRequest,
+    rules: CompiledResourceRules | None,
+    *,
+    source_name: str = "the rules file",
+    objects: Sequence[ObjectRef] | None = None,
+    max_query_bytes: int = DEFAULT_MAX_QUERY_BYTES,
+    strategy: SplitStrategy = SplitStrategy.CHUNK,
+) -> QueryPlan:
+    """:func:`plan_request` for metrics.k8s.io, which needs only the ``resourceRules``."""
+    with _plan_errors():
+        return _plan_resource(
+            request,
+            rules,
+            source_name=source_name,
+            objects=objects,
+            max_query_bytes=max_query_bytes,
+            strategy=strategy,
+        )
+
+
+@contextmanager
+def _plan_errors() -> Iterator[None]:
+    """PromQL and template errors as PlanErrors."""
+    try:
+        yield
     except QueryBudgetError as err:
         raise PlanError(PlanErrorReason.RULE_ERROR, str(err), ["raise --max-query-bytes"]) from None
     except PromQLError as err:
@@ -817,7 +860,9 @@ def map_external_result(plan: QueryPlan, results: Sequence[QueryResult]) -> Exte
             if not math.isfinite(value):
                 dropped.append(f"{dict(labels)}: value {value} is not a finite number")
                 continue
-            values.append(ExternalValue(dict(labels), value, timestamp))
+            # __name__ is no label an HPA selects on (and absent after aggregation anyway).
+            kept = {k: v for k, v in labels.items() if k != "__name__"}
+            values.append(ExternalValue(kept, value, timestamp))
     return ExternalValues(tuple(values), tuple(dropped))
 
 
@@ -828,7 +873,7 @@ def _collect_usage(
     plan: QueryPlan,
     results: Sequence[QueryResult],
     role: QueryRole,
-    container_of: Callable[[Mapping[str, str]], str],
+    container_of: Callable[[Mapping[str, str]], str | None],
     dropped: list[str],
 ) -> tuple[_Usage, dict[ObjectRef, float]]:
     label = plan.resource_label or ""
@@ -847,10 +892,13 @@ def _collect_usage(
                 namespace = sample.labels.get(plan.namespace_label)
             ref = ObjectRef(namespace, name)
             container = container_of(sample.labels)
-            if container in usage.get(ref, {}):
+            if container is None or container in usage.get(ref, {}):
                 continue
-            if math.isnan(sample.value):
-                dropped.append(f"{ref} {container or '(node)'} {role}: value is NaN")
+            if not math.isfinite(sample.value):
+                dropped.append(
+                    f"{ref} {container or '(node)'} {role}: value {sample.value} is not a finite"
+                    " number"
+                )
                 continue
             # prometheus-adapter: negative usage (counter resets in rate()) is read as 0.
             usage.setdefault(ref, {})[container] = max(sample.value, 0.0)
@@ -871,8 +919,12 @@ def map_resource_result(plan: QueryPlan, results: Sequence[QueryResult]) -> Reso
     nodes = request.resource == NODES
     container_label = plan.container_label or ""
 
-    def container_of(labels: Mapping[str, str]) -> str:
-        return "" if nodes else labels.get(container_label, "")
+    def container_of(labels: Mapping[str, str]) -> str | None:
+        if nodes:
+            return ""
+        name = labels.get(container_label, "")
+        # cAdvisor-style series of the pod's own cgroup ("" or "POD") are not containers.
+        return None if name in ("", "POD") else name
 
     dropped: list[str] = []
     cpu, cpu_times = _collect_usage(plan, results, QueryRole.CPU, container_of, dropped)
@@ -892,9 +944,18 @@ def map_resource_result(plan: QueryPlan, results: Sequence[QueryResult]) -> Reso
         if nodes:
             node_values.append(NodeValues(ref, timestamp, cpu[ref][""], memory[ref][""]))
             continue
+        names = sorted({*cpu[ref], *memory[ref]})
+        incomplete = [
+            f"container {name} has no {'CPU' if name not in cpu[ref] else 'memory'} samples"
+            for name in names
+            if name not in cpu[ref] or name not in memory[ref]
+        ]
+        if incomplete:
+            # metrics-server leaves such a pod out too: a zero would be read as a measurement.
+            missing.append((ref, "; ".join(incomplete)))
+            continue
         containers = tuple(
-            ContainerValues(name, cpu[ref].get(name, 0.0), memory[ref].get(name, 0.0))
-            for name in sorted({*cpu[ref], *memory[ref]})
+            ContainerValues(name, cpu[ref][name], memory[ref][name]) for name in names
         )
         pods.append(PodValues(ref, timestamp, containers))
     if request.name is not None and missing:

@@ -613,6 +613,7 @@ def pod(name: str, **extra: str) -> dict[str, str]:
 
 
 NAN = math.nan
+INF = math.inf
 STAR = f"{CM}/namespaces/somens/pods/%2A/some_usage"
 
 # (id, objects (None: unresolved), result, expected values, expected missing)
@@ -732,13 +733,17 @@ def test_scalar_result_for_a_custom_metric_is_an_error() -> None:
     assert caught.value.status == 500
 
 
-def test_map_external_result_keeps_every_label() -> None:
+def test_map_external_result_keeps_every_label_but_the_name() -> None:
     ext = plan("external", f"{EM}/namespaces/ns1/queue_consumer_lag?labelSelector=name%3Dq1")
     mapped = map_external_result(
         ext,
         [vector(({"name": "q1", "topic": "t"}, 4.0, 7.0), ({"name": "q2"}, NAN, 7.0))],
     )
     assert mapped.values == (ExternalValue({"name": "q1", "topic": "t"}, 4.0, 7.0),)
+    named = map_external_result(
+        ext, [vector(({"__name__": "queue_depth", "name": "q1"}, 1.0, 7.0))]
+    )
+    assert named.values == (ExternalValue({"name": "q1"}, 1.0, 7.0),)
     assert len(mapped.dropped) == 1
     scalar = map_external_result(ext, [ScalarResult(2.5, 9.0)])
     assert scalar.values == (ExternalValue({}, 2.5, 9.0),)
@@ -751,34 +756,43 @@ def usage(
 
 
 def test_map_resource_pods() -> None:
-    pods_plan = plan("config-gen", f"{RM}/namespaces/ns/pods", refs("ns", "p1", "p2", "p3"))
+    pods_plan = plan(
+        "config-gen", f"{RM}/namespaces/ns/pods", refs("ns", "p1", "p2", "p3", "p4", "p5")
+    )
     cpu = vector(
         usage("p2", "app", 0.25, ts=101.0),
         usage("p2", "sidecar", -0.01, ts=99.0),  # rate() across a reset: read as 0
         usage("p1", "app", 0.5),
+        usage("p1", "POD", 9.0),  # the pod's own cgroup: not a container
+        usage("p1", "", 9.0),
         usage("p3", "app", 0.1),
+        usage("p4", "app", 0.1),
+        usage("p5", "app", INF),
     )
     memory = vector(
         usage("p2", "app", 1024.0, ts=100.0),
+        usage("p2", "sidecar", 512.0, ts=100.0),
         usage("p1", "app", 2048.0),
-        usage("p1", "init", 10.0),  # memory only: CPU is 0
         usage("p3", "app", NAN),  # NaN is no value: p3 lacks memory
+        usage("p4", "app", 10.0),
+        usage("p4", "init", 10.0),  # memory only: p4 is left out, not given 0 CPU
+        usage("p5", "app", 10.0),
     )
     mapped = map_resource_result(pods_plan, [cpu, memory])
     assert mapped.pods == (
-        PodValues(
-            ObjectRef("ns", "p1"),
-            100.0,
-            (ContainerValues("app", 0.5, 2048.0), ContainerValues("init", 0.0, 10.0)),
-        ),
+        PodValues(ObjectRef("ns", "p1"), 100.0, (ContainerValues("app", 0.5, 2048.0),)),
         PodValues(
             ObjectRef("ns", "p2"),
             99.0,
-            (ContainerValues("app", 0.25, 1024.0), ContainerValues("sidecar", 0.0, 0.0)),
+            (ContainerValues("app", 0.25, 1024.0), ContainerValues("sidecar", 0.0, 512.0)),
         ),
     )
-    assert mapped.missing == ((ObjectRef("ns", "p3"), "no memory samples"),)
-    assert len(mapped.dropped) == 1
+    assert mapped.missing == (
+        (ObjectRef("ns", "p3"), "no memory samples"),
+        (ObjectRef("ns", "p4"), "container init has no CPU samples"),
+        (ObjectRef("ns", "p5"), "no CPU samples"),
+    )
+    assert len(mapped.dropped) == 2
 
 
 def test_map_resource_pods_unresolved_across_namespaces() -> None:
