@@ -120,7 +120,8 @@ def next_steps(stack: Stack) -> str:
     kubeconfig = shlex.quote(str(stack.kubeconfig))
     explain = (
         f".venv/bin/kubemetrics-adapter explain --config config/rules.yaml "
-        f"--prometheus-url {stack.prometheus_url} '{HPA_PATH}'"
+        f"--prometheus-url {stack.prometheus_url} --kubeconfig {kubeconfig} \\\n"
+        f"      '{HPA_PATH}'"
     )
     return "\n".join(
         [

@@ -390,7 +390,7 @@ class Stack:
             [
                 self.options.python,
                 "-m",
-                "adapter.serve",
+                "adapter.cli",  # kubemetrics-adapter; no subcommand serves
                 "--config",
                 str(self.options.rules_file),
                 "--prometheus-url",

@@ -217,6 +217,38 @@ def test_hpa_pods_request_returns_exactly_the_matching_pods(
             assert quantity_value(item["value"]) in candidates
 
 
+def test_explain_from_the_demo_hint_shows_rule_query_and_values(e2e_stack: Stack) -> None:
+    path = (
+        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/%2A/"
+        "container_memory_working_set_bytes?labelSelector=app%3Dweb"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "adapter.cli",
+            "explain",
+            "--config",
+            str(e2e_stack.options.rules_file),
+            "--prometheus-url",
+            e2e_stack.prometheus_url,
+            "--kubeconfig",
+            str(e2e_stack.kubeconfig),
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    web = sorted(p.name for p in e2e_stack.cluster.pods(time.time()) if p.labels["app"] == "web")
+    assert "sum by (pod) (kubestats_container_memory_working_set_bytes{" in result.stdout
+    for name in web:
+        assert f"default/{name}" in result.stdout
+
+
 # -- identity through the aggregator --------------------------------------------------------------
 
 
