@@ -627,6 +627,22 @@ def _processes_with_marker(marker: str) -> list[int]:
     return found
 
 
+def test_demo_without_tools_says_how_to_install_them(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "demo"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PATH": str(tmp_path)},  # neither prometheus nor kubectl on it
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "sudo apt-get install -y prometheus" in result.stdout
+    assert "install-kubectl-linux" in result.stdout
+    assert "Starting" not in result.stdout, "nothing may start without the tools"
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_demo_shows_changing_numbers_and_stops_every_process(
     prometheus_binary: str, kubectl_binary: str, stop_signal: signal.Signals
