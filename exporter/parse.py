@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NoReturn, TypeVar
 
 from exporter.model import (
@@ -71,9 +72,10 @@ _MEMORY_KEYS = (
     "majorPageFaults",
 )
 _PSI_AVERAGE_KEYS = ("avg10", "avg60", "avg300")
-_PSI_KEYS = ("total", *_PSI_AVERAGE_KEYS)
-_UINT_TYPES = frozenset((int, type(None)))
 _NUMBER_TYPES = frozenset((int, float, type(None)))
+_read_fs = itemgetter(*_FS_KEYS)
+_read_memory = itemgetter(*_MEMORY_KEYS)
+_SixUints = tuple[int | None, int | None, int | None, int | None, int | None, int | None]
 
 
 class SummaryParseError(Exception):
@@ -188,13 +190,45 @@ def _each(parent: JSONObject, key: str, parse: Callable[[Any], T]) -> tuple[T, .
 def _uints(raw: JSONObject, keys: tuple[str, ...]) -> tuple[Any, ...]:
     """Unsigned integer fields (or ``None``), read and checked together."""
     values = tuple(map(raw.get, keys))
-    # filter(None, ...) drops None and 0; the types are all int here, so min() is safe.
-    if _UINT_TYPES.issuperset(map(type, values)) and min(filter(None, values), default=0) >= 0:
-        return values
     for key, value in zip(keys, values, strict=True):
         if value is not None and (type(value) is not int or value < 0):
             raise _wrong(key, "non-negative integer", value)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return values
+
+
+def _six_uints(
+    raw: JSONObject, keys: tuple[str, ...], read: Callable[[JSONObject], Any]
+) -> _SixUints:
+    """The six unsigned fields of a memory or filesystem block, ``read`` = itemgetter(*keys).
+
+    The hot path of a parse (two filesystems and a memory block per container): when all six
+    are present, non-negative integers, one C-level read and one expression check them all;
+    anything else (a field left out, null, or wrong) takes the field-by-field path.
+    """
+    try:
+        values: tuple[Any, ...] = read(raw)
+    except KeyError:
+        return _uints(raw, keys)
+    a, b, c, d, e, f = values
+    if (
+        type(a) is int
+        and type(b) is int
+        and type(c) is int
+        and type(d) is int
+        and type(e) is int
+        and type(f) is int
+        and min(values) >= 0
+    ):
+        return values
+    return _uints(raw, keys)
+
+
+def _two_uints(raw: JSONObject, first: str, second: str) -> tuple[int | None, int | None]:
+    a = raw.get(first)
+    b = raw.get(second)
+    if (a is None or (type(a) is int and a >= 0)) and (b is None or (type(b) is int and b >= 0)):
+        return a, b
+    return _uint(raw, first), _uint(raw, second)  # raises, naming the bad field
 
 
 def _uint(raw: JSONObject, key: str) -> int | None:
@@ -372,7 +406,7 @@ class _Parser:
             _check_absent(raw, "cpu")
             return None
         try:
-            cores, seconds = _uints(raw, ("usageNanoCores", "usageCoreNanoSeconds"))
+            cores, seconds = _two_uints(raw, "usageNanoCores", "usageCoreNanoSeconds")
             return CPUStats(
                 self.time(raw, "time"), _seconds(cores), _seconds(seconds), self.pressure(raw)
             )
@@ -385,8 +419,8 @@ class _Parser:
             _check_absent(raw, "memory")
             return None
         try:
-            available, usage, working_set, rss, page_faults, major_page_faults = _uints(
-                raw, _MEMORY_KEYS
+            available, usage, working_set, rss, page_faults, major_page_faults = _six_uints(
+                raw, _MEMORY_KEYS, _read_memory
             )
             return MemoryStats(
                 self.time(raw, "time"),
@@ -428,7 +462,7 @@ class _Parser:
             return None
         try:
             return SwapStats(
-                self.time(raw, "time"), *_uints(raw, ("swapAvailableBytes", "swapUsageBytes"))
+                self.time(raw, "time"), *_two_uints(raw, "swapAvailableBytes", "swapUsageBytes")
             )
         except _Misfit as misfit:
             raise misfit.within("swap") from None
@@ -458,7 +492,7 @@ class _Parser:
             raise misfit.within(key) from None
 
     def fs_fields(self, raw: JSONObject) -> FsStats:
-        return FsStats(self.time(raw, "time"), *_uints(raw, _FS_KEYS))
+        return FsStats(self.time(raw, "time"), *_six_uints(raw, _FS_KEYS, _read_fs))
 
     def volume(self, raw: object) -> VolumeStats:
         raw = _object(raw)
@@ -489,7 +523,12 @@ def _pressure_data(parent: JSONObject, key: str) -> PressureData | None:
     # The kubelet's type comment says nanoseconds, but it copies the kernel's PSI "total",
     # which is microseconds: cAdvisor and the OpenTelemetry kubeletstats receiver both divide
     # by 1e6, and the 1.35 fixture's node cpu total (32884223) only makes sense as ~33 s.
-    total, avg10, avg60, avg300 = map(raw.get, _PSI_KEYS)
+    total = raw.get("total")
+    avg10 = raw.get("avg10")
+    avg60 = raw.get("avg60")
+    avg300 = raw.get("avg300")
+    # One combined check on the hot path; the field-by-field checks below only run to name
+    # the offending field.
     if not (
         (total is None or (type(total) is int and total >= 0))
         and type(avg10) in _NUMBER_TYPES
