@@ -173,7 +173,7 @@ def _add_summary(entities: dict[Scope, list[Entity]], summary: Summary) -> None:
     node: NodeStats = summary.node
     node_labels = _labels(Scope.NODE, (node.name,))
     entities[Scope.NODE].append((node_labels, node))
-    for system_container in _by_name(node.system_containers, lambda c: c.name):
+    for system_container in _by_name(node.system_containers):
         entities[Scope.SYSTEM_CONTAINER].append(
             (_labels(Scope.SYSTEM_CONTAINER, (node.name, system_container.name)), system_container)
         )
@@ -187,52 +187,46 @@ def _add_summary(entities: dict[Scope, list[Entity]], summary: Summary) -> None:
             entities[Scope.NODE_FILESYSTEM].append(
                 (_labels(Scope.NODE_FILESYSTEM, (node.name, filesystem)), stats)
             )
-    pods = _newest_unique(summary.pods, lambda p: (p.namespace, p.name))
-    for pod in pods:
-        _add_pod(entities, node.name, pod)
-
-
-def _add_pod(entities: dict[Scope, list[Entity]], node: str, pod: PodStats) -> None:
-    pod_labels = _labels(Scope.POD, (node, pod.namespace, pod.name))
-    entities[Scope.POD].append((pod_labels, pod))
-    for interface in _interfaces(pod.network):
-        entities[Scope.POD_INTERFACE].append(
-            (f'{pod_labels},interface="{escape_label_value(interface.name)}"', interface)
-        )
-    for volume in _by_name(pod.volumes, lambda v: v.name):
-        pvc = volume.pvc_name or ""
-        entities[Scope.VOLUME].append(
-            (
-                f'{pod_labels},volume="{escape_label_value(volume.name)}",'
-                f'persistentvolumeclaim="{escape_label_value(pvc)}"',
-                volume,
+    # The pod loop runs for every pod and container of the node: its lists are bound once.
+    pods = entities[Scope.POD]
+    pod_interfaces = entities[Scope.POD_INTERFACE]
+    volumes = entities[Scope.VOLUME]
+    containers = entities[Scope.CONTAINER]
+    accelerators = entities[Scope.ACCELERATOR]
+    for pod in _newest_unique(summary.pods, _namespace_and_name):
+        pod_labels = _labels(Scope.POD, (node.name, pod.namespace, pod.name))
+        pods.append((pod_labels, pod))
+        for interface in _interfaces(pod.network):
+            pod_interfaces.append(
+                (f'{pod_labels},interface="{escape_label_value(interface.name)}"', interface)
             )
-        )
-    for container in _newest_unique(pod.containers, lambda c: c.name):
-        _add_container(entities, pod_labels, container)
-
-
-def _add_container(
-    entities: dict[Scope, list[Entity]], pod_labels: str, container: ContainerStats
-) -> None:
-    container_labels = f'{pod_labels},container="{escape_label_value(container.name)}"'
-    entities[Scope.CONTAINER].append((container_labels, container))
-    for accelerator in sorted(container.accelerators, key=lambda a: a.id):
-        entities[Scope.ACCELERATOR].append(
-            (
-                f'{container_labels},accelerator="{escape_label_value(accelerator.id)}",'
-                f'make="{escape_label_value(accelerator.make)}",'
-                f'model="{escape_label_value(accelerator.model)}"',
-                accelerator,
+        for volume in _by_name(pod.volumes):
+            volumes.append(
+                (
+                    f'{pod_labels},volume="{escape_label_value(volume.name)}",'
+                    f'persistentvolumeclaim="{escape_label_value(volume.pvc_name or "")}"',
+                    volume,
+                )
             )
-        )
+        for container in _newest_unique(pod.containers, _name):
+            container_labels = f'{pod_labels},container="{escape_label_value(container.name)}"'
+            containers.append((container_labels, container))
+            for accelerator in sorted(container.accelerators, key=_id):
+                accelerators.append(
+                    (
+                        f'{container_labels},accelerator="{escape_label_value(accelerator.id)}",'
+                        f'make="{escape_label_value(accelerator.make)}",'
+                        f'model="{escape_label_value(accelerator.model)}"',
+                        accelerator,
+                    )
+                )
 
 
 def _add_pod_list(entities: dict[Scope, list[Entity]], node: str, pods: Sequence[Pod]) -> None:
     """Phases, requests, limits and restarts from ``/pods``. Plain init containers are left out:
     they have finished before the pod runs, so their requests are not what it uses; sidecars
     (init containers that keep running) are kept."""
-    for pod in _by_name(pods, lambda p: f"{p.namespace}/{p.name}"):
+    for pod in _by_name(pods, _namespace_slash_name):
         pod_labels = _labels(Scope.POD, (node, pod.namespace, pod.name))
         if pod.phase is not None:
             for phase in POD_PHASES:
@@ -240,7 +234,7 @@ def _add_pod_list(entities: dict[Scope, list[Entity]], node: str, pods: Sequence
                     (f'{pod_labels},phase="{phase}"', PodPhase(phase, pod.phase))
                 )
         running = [c for c in pod.containers if not c.init or c.sidecar]
-        for container in _by_name(running, lambda c: c.name):
+        for container in _by_name(running):
             entities[Scope.POD_CONTAINER].append(
                 (f'{pod_labels},container="{escape_label_value(container.name)}"', container)
             )
@@ -249,19 +243,32 @@ def _add_pod_list(entities: dict[Scope, list[Entity]], node: str, pods: Sequence
 def _interfaces(network: NetworkStats | None) -> Iterable[Any]:
     if network is None:
         return ()
-    return _by_name(network.interfaces, lambda i: i.name)
+    return _by_name(network.interfaces)
 
 
-def _by_name(items: Iterable[T], name: Callable[[T], str]) -> list[T]:
+_name = attrgetter("name")
+_id = attrgetter("id")
+_namespace_and_name = attrgetter("namespace", "name")
+
+
+def _namespace_slash_name(pod: Pod) -> str:
+    return f"{pod.namespace}/{pod.name}"
+
+
+def _by_name(items: Sequence[T], name: Callable[[T], Any] = _name) -> list[T]:
     """Sorted by name; of items sharing a name only the first is kept (no duplicate series)."""
-    seen: dict[str, T] = {}
+    if len(set(map(name, items))) == len(items):  # the usual case: names are unique
+        return sorted(items, key=name)
+    seen: dict[Any, T] = {}
     for item in items:
         seen.setdefault(name(item), item)
     return [seen[key] for key in sorted(seen)]
 
 
-def _newest_unique(items: Iterable[Any], key: Callable[[Any], Any]) -> list[Any]:
+def _newest_unique(items: Sequence[Any], key: Callable[[Any], Any]) -> list[Any]:
     """Sorted by ``key``; of items sharing a key only the one with the latest start time."""
+    if len(set(map(key, items))) == len(items):  # the usual case: keys are unique
+        return sorted(items, key=key)
     chosen: dict[Any, Any] = {}
     for item in items:
         k = key(item)
