@@ -166,7 +166,7 @@ def create_app(
                 return json_response(providers.custom.handle(parsed))
             if isinstance(parsed, ExternalMetricsRequest):
                 return json_response(providers.external.handle(parsed))
-            if providers.resource is None:
+            if providers.resource is None or not providers.serves_resource_metrics():
                 return status_response(status_not_found(NOT_FOUND_MESSAGE))
             return json_response(providers.resource.handle(parsed))
         except ProviderError as err:
@@ -194,14 +194,7 @@ def create_app(
             openapi_v3_group_version(group, version, build_version=settings.build_version)
         )
 
-    def explain(path: str, query: str) -> JsonObject:
-        try:
-            parsed = parse_request(path, query)
-        except RequestPathError as err:
-            return status(err.status, err.reason, str(err))
-        return providers.explain(parsed)
-
-    app.register_blueprint(ops_blueprint(ops, explain))
+    app.register_blueprint(ops_blueprint(ops, providers.explain))
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:

@@ -6,9 +6,10 @@
 - ``TimedPrometheus``: a ``PrometheusAPI`` wrapper that times every call into those metrics.
 - ``ops_blueprint``: ``/healthz`` and ``/livez`` (the process serves), ``/readyz`` (every
   readiness check passes: caches synced, Prometheus answers), ``/metrics`` (exposition), and
-  ``/debug/explain?path=...`` (what a request would query and answer). Health paths and
-  ``/metrics`` are in ``adapter.auth``'s always-allowed list; ``/debug/explain`` is not, so
-  every call is authorized by a SubjectAccessReview on the non-resource path.
+  ``/debug/explain?path=...`` (what a request queries and answers, the explain CLI's JSON).
+  Health paths and ``/metrics`` are in ``adapter.auth``'s always-allowed list;
+  ``/debug/explain`` is not, so every call is authorized by a SubjectAccessReview on the
+  non-resource path.
 
 No exceptions of its own: checks report failures as text.
 """
@@ -206,9 +207,10 @@ def readiness_report(checks: Sequence[ReadinessCheck]) -> tuple[bool, str]:
 
 def ops_blueprint(
     operations: Operations,
-    explain: Callable[[str, str], JsonObject],
+    explain: Callable[[str], JsonObject],
 ) -> Blueprint:
-    """``explain(path, query)`` returns the debug document for a metrics request path."""
+    """``explain(target)`` returns the debug document for a metrics request ``PATH[?QUERY]``
+    (``adapter.explain``'s JSON form, as ``kubemetrics-adapter explain --output json``)."""
     blueprint = Blueprint("ops", __name__)
 
     @blueprint.get("/healthz")
@@ -239,7 +241,6 @@ def ops_blueprint(
                 "(percent-encode its own query string)"
             )
             return Response(encode_json(body), status=400, content_type="application/json")
-        path, _, query = target.partition("?")
-        return Response(encode_json(explain(path, query)), content_type="application/json")
+        return Response(encode_json(explain(target)), content_type="application/json")
 
     return blueprint

@@ -396,7 +396,12 @@ def _plan_custom(
             PlanErrorReason.METRIC_NOT_FOUND,
             _custom_not_found_message(request, gr),
             _why_custom_missing(registry, gr, request),
-            registry.candidates(request.metric, CANDIDATE_LIMIT),
+            # The name itself is no suggestion when it exists for other resources.
+            [
+                c
+                for c in registry.candidates(request.metric, CANDIDATE_LIMIT)
+                if c != request.metric
+            ],
         )
     rule = entry.rule
     resource_label = rule.label_for_resource(gr)
@@ -800,6 +805,15 @@ def _vector(plan: QueryPlan, step: PlannedStep, result: QueryResult) -> VectorRe
     return result
 
 
+def _other_namespace(plan: QueryPlan, step: PlannedStep, labels: Mapping[str, str]) -> bool:
+    """Whether a sample names another namespace than its step's: a same-named object there
+    (``default/web-1`` vs ``other/web-1``) must not lend it its value, whatever the query."""
+    if step.namespace is None or plan.namespace_label is None:
+        return False
+    found = labels.get(plan.namespace_label)
+    return found is not None and found != step.namespace
+
+
 def _check_lengths(plan: QueryPlan, results: Sequence[QueryResult]) -> None:
     if len(results) != len(plan.steps):
         raise ValueError(f"{len(results)} results for a plan of {len(plan.steps)} queries")
@@ -819,6 +833,8 @@ def map_custom_result(plan: QueryPlan, results: Sequence[QueryResult]) -> Custom
         for sample in _vector(plan, step, result).samples:
             name = sample.labels.get(label)
             if name is None or (keep and name not in keep):
+                continue
+            if _other_namespace(plan, step, sample.labels):
                 continue
             ref = ObjectRef(step.namespace, name)
             if ref in found:
@@ -886,6 +902,8 @@ def _collect_usage(
         for sample in _vector(plan, step, result).samples:
             name = sample.labels.get(label)
             if name is None or (keep and name not in keep):
+                continue
+            if _other_namespace(plan, step, sample.labels):
                 continue
             namespace = step.namespace
             if namespace is None and plan.namespace_label is not None:

@@ -1,21 +1,25 @@
 """Providers: a typed metrics request in, a Kubernetes JSON object out.
 
-Each provider resolves the objects a request is about (from ``adapter.kube_cache``), plans the
-PromQL (rules + ``adapter.promql``), runs it on Prometheus (``PrometheusAPI``) and maps the
-samples back to objects (``adapter.objects``). The API layer only sees requests, JSON objects
-and ``ProviderError``; it never sees PromQL.
+Each provider resolves the objects a request is about (from ``adapter.kube_cache``), has
+``adapter.planner`` plan the PromQL for them, runs it on Prometheus (``PrometheusAPI``) at one
+evaluation time, hands the results back to the planner's ``map_*_result`` and builds the answer
+with ``adapter.objects``. The planner decides which samples count (requested objects only, no
+NaN or ±Inf, complete pods); the providers add what needs the cluster and the clock. The API
+layer only sees requests, JSON objects and ``ProviderError``; it never sees PromQL.
 
 What they guarantee, because the HPA and ``kubectl top`` depend on it:
 
-- ``timestamp`` is the sample time Prometheus returns; the query is evaluated at the
-  provider's clock, so one answer has one time;
+- ``timestamp`` is the sample time Prometheus returns (a pod's or node's earliest); the queries
+  are evaluated at the provider's clock, so one answer has one time;
 - ``window`` is the rule's real window: ``resourceRules.window`` for metrics.k8s.io, and for
   custom / external metrics the single range (``[2m]``) in the rendered query (no window when
   the query has none or several, so the HPA assumes its default);
-- a pod whose containers lack CPU or memory is left out, never reported as zero; NaN and
-  infinite samples are dropped;
-- ``*`` answers exactly the objects that match ``labelSelector`` in the namespace (from the
-  cache), nothing else; an object request answers exactly one item or 404.
+- ``*`` answers exactly the objects of the cache that match ``labelSelector`` in the namespace
+  (pods that stopped or are being deleted are not among them), nothing else, and an empty list
+  when none match; an object request answers exactly one item or 404.
+
+``Providers.explain`` is the debug endpoint's document: ``adapter.explain.explain_request`` over
+the same registry, cache and Prometheus, so it agrees with ``kubemetrics-adapter explain``.
 
 Exception tree::
 
@@ -28,15 +32,14 @@ Exception tree::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from adapter.explain import ObjectListError, explain_request
 from adapter.kube_cache import ClusterObjects, KubeCacheError, KubeObject, KubeRequestError
 from adapter.objects import (
     ContainerUsage,
@@ -53,11 +56,23 @@ from adapter.objects import (
     node_metrics_list,
     pod_metrics,
     pod_metrics_list,
+    status,
     status_bad_request,
     status_internal,
     status_metric_not_found,
     status_object_not_found,
     status_service_unavailable,
+)
+from adapter.planner import (
+    ObjectRef,
+    PlanError,
+    PlanErrorReason,
+    QueryPlan,
+    map_custom_result,
+    map_external_result,
+    map_resource_result,
+    plan_request,
+    plan_resource_request,
 )
 from adapter.prometheus import (
     PrometheusAPI,
@@ -65,27 +80,18 @@ from adapter.prometheus import (
     PrometheusQueryError,
     PrometheusUnavailableError,
     QueryResult,
-    Sample,
-    VectorResult,
 )
-from adapter.promql import (
-    DEFAULT_MAX_QUERY_BYTES,
-    PlannedQuery,
-    PromQLError,
-    plan_custom_queries,
-    plan_external_query,
-    plan_node_resource_queries,
-)
-from adapter.registry import MetricRegistry, RegistryEntry
+from adapter.promql import DEFAULT_MAX_QUERY_BYTES
+from adapter.registry import MetricRegistry
 from adapter.request_paths import (
-    ALL_OBJECTS,
     CustomMetricsRequest,
     ExternalMetricsRequest,
+    MetricsRequest,
     ResourceMetricsRequest,
 )
-from adapter.resources import NODES, PODS, GroupResource
-from adapter.rules import CompiledResourceRule, CompiledResourceRules, QueryRenderError
-from adapter.selectors import LabelSelector
+from adapter.resources import NODES, BuiltinResourceCatalog, GroupResource, ResourceCatalog
+from adapter.rules import CompiledResourceRules
+from adapter.selectors import FieldSelector, LabelSelector
 
 LOG = logging.getLogger(__name__)
 
@@ -166,6 +172,12 @@ def query_window_seconds(query: str) -> int | None:
     return int(seconds) if seconds >= 1 else None
 
 
+def plan_window_seconds(plan: QueryPlan) -> int | None:
+    """The one window all of a plan's queries share, else None."""
+    windows = {query_window_seconds(query) for query in plan.queries}
+    return windows.pop() if len(windows) == 1 else None
+
+
 def selector_requirements(selector: LabelSelector) -> list[SelectorRequirement]:
     """A parsed selector as the objects module's requirements (for the echoed ``selector``)."""
     return [
@@ -173,10 +185,23 @@ def selector_requirements(selector: LabelSelector) -> list[SelectorRequirement]:
     ]
 
 
-def _finite_samples(result: QueryResult) -> list[Sample]:
-    if not isinstance(result, VectorResult):
-        return []
-    return [s for s in result.samples if math.isfinite(s.value)]
+def plan_failure(err: PlanError, request: MetricsRequest) -> ProviderError:
+    """The Status a planner error is answered with (its message says what to fix)."""
+    if err.reason is PlanErrorReason.OBJECT_NOT_FOUND and isinstance(
+        request, ResourceMetricsRequest
+    ):
+        # kubectl top prints this message as is: keep metrics-server's wording and details.
+        kind = "nodemetrics" if request.resource == NODES else "podmetrics"
+        name = str(ObjectRef(request.namespace, request.name or ""))
+        return NotFoundError(status_object_not_found(kind, "metrics.k8s.io", name))
+    if err.status == 404:
+        return NotFoundError(status(404, err.status_reason, str(err)))
+    if err.status == 400:
+        return BadRequestError(status_bad_request(str(err)))
+    LOG.error("cannot answer %s: %s", request, err)
+    return InternalProviderError(
+        status_internal(str(err), hint="kubemetrics-adapter explain shows the rule and its query")
+    )
 
 
 # --- shared plumbing ---------------------------------------------------------------------------
@@ -184,20 +209,14 @@ def _finite_samples(result: QueryResult) -> list[Sample]:
 
 @dataclass
 class QueryRunner:
-    """Runs planned queries at one evaluation time and turns failures into ProviderErrors."""
+    """Runs a plan's queries at one evaluation time and turns failures into ProviderErrors."""
 
     prometheus: PrometheusAPI
     clock: Clock = time.time
 
-    def run(self, plans: Sequence[PlannedQuery], what: str, at: float) -> list[Sample]:
-        samples: list[Sample] = []
-        for plan in plans:
-            keep = set(plan.names_to_keep)
-            label = plan.context["GroupBySlice"][0] if plan.context["GroupBySlice"] else ""
-            for sample in _finite_samples(self.query(plan.query, what, at)):
-                if not keep or sample.labels.get(label) in keep:
-                    samples.append(sample)
-        return samples
+    def run(self, plan: QueryPlan, what: str, at: float) -> list[QueryResult]:
+        """The result of every step of ``plan``, in order."""
+        return [self.query(step.query, what, at) for step in plan.steps]
 
     def query(self, promql: str, what: str, at: float) -> QueryResult:
         try:
@@ -234,28 +253,62 @@ def _kube_failure(err: KubeCacheError, what: str) -> ProviderError:
     )
 
 
+def select_objects(
+    objects: ClusterObjects,
+    resource: GroupResource,
+    namespace: str | None,
+    label_selector: LabelSelector,
+    field_selector: FieldSelector | None = None,
+) -> list[KubeObject]:
+    """The cached objects a ``*`` or list request selects, in the cache's order.
+
+    Raises KubeCacheError when a resource that is not watched cannot be listed.
+    """
+    selected = objects.select(resource, namespace, label_selector)
+    if field_selector is None:
+        return selected
+    return [
+        o
+        for o in selected
+        if field_selector.matches({"metadata.name": o.name, "metadata.namespace": o.namespace})
+    ]
+
+
+def _ref(kube_object: KubeObject) -> ObjectRef:
+    return ObjectRef(kube_object.namespace or None, kube_object.name)
+
+
+class CacheObjectLister:
+    """``adapter.explain.ObjectLister`` over the watch caches (what the providers select)."""
+
+    def __init__(self, objects: ClusterObjects) -> None:
+        self._objects = objects
+
+    def list_objects(
+        self,
+        resource: GroupResource,
+        namespace: str | None,
+        label_selector: LabelSelector,
+        field_selector: FieldSelector,
+    ) -> list[ObjectRef]:
+        try:
+            selected = select_objects(
+                self._objects, resource, namespace, label_selector, field_selector
+            )
+        except KubeCacheError as err:
+            raise ObjectListError(f"listing {resource}: {err}") from None
+        return [_ref(o) for o in selected]
+
+
 # --- metrics.k8s.io ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Usage:
-    value: float
-    timestamp: float
-
-
-def _usage_by(
-    samples: Iterable[Sample], key: Callable[[Mapping[str, str]], tuple[str, ...] | None]
-) -> dict[tuple[str, ...], _Usage]:
-    found: dict[tuple[str, ...], _Usage] = {}
-    for sample in samples:
-        k = key(sample.labels)
-        if k is not None and k not in found:
-            found[k] = _Usage(sample.value, sample.timestamp)
-    return found
-
-
 class ResourceMetricsProvider:
-    """``metrics.k8s.io/v1beta1``: NodeMetrics and PodMetrics from ``resourceRules``."""
+    """``metrics.k8s.io/v1beta1``: NodeMetrics and PodMetrics from ``resourceRules``.
+
+    ``rules`` returns the rules in force (None: the rules file has none), read per request so
+    that a reload takes effect at once.
+    """
 
     def __init__(
         self,
@@ -270,189 +323,78 @@ class ResourceMetricsProvider:
         self._queries = queries
         self._max_query_bytes = max_query_bytes
 
-    def _current_rules(self) -> CompiledResourceRules:
-        rules = self._rules()
-        if rules is None:
-            raise NotFoundError(
-                status_metric_not_found(
-                    "cpu/memory",
-                    "metrics.k8s.io",
-                    hint="the rules file has no resourceRules, so resource metrics are not served",
-                )
-            )
-        return rules
+    def serves(self) -> bool:
+        """Whether the rules in force have resourceRules."""
+        return self._rules() is not None
 
     def handle(self, request: ResourceMetricsRequest) -> JsonObject:
-        rules = self._current_rules()
+        rules = self._rules()
         now = self._queries.clock()
-        if request.resource == NODES:
-            return self._nodes(request, rules, now)
-        return self._pods(request, rules, now)
-
-    # nodes
-
-    def _nodes(
-        self, request: ResourceMetricsRequest, rules: CompiledResourceRules, now: float
-    ) -> JsonObject:
-        if request.name is not None:
-            node = self._objects.nodes.get("", request.name)
-            if node is None:
-                raise NotFoundError(status_object_not_found("nodes", "", request.name))
-            usages = self._node_usages([node], rules, now)
-            if not usages:
-                raise NotFoundError(
-                    status_object_not_found("nodemetrics", "metrics.k8s.io", request.name)
-                )
-            return node_metrics(usages[0], created=now)
-        nodes = [
-            n
-            for n in self._objects.nodes.select(None, request.label_selector)
-            if request.field_selector.matches({"metadata.name": n.name})
-        ]
-        return node_metrics_list(self._node_usages(nodes, rules, now), created=now)
-
-    def _node_usages(
-        self, nodes: Sequence[KubeObject], rules: CompiledResourceRules, now: float
-    ) -> list[NodeUsage]:
-        if not nodes:
-            return []
-        names = [n.name for n in nodes]
-        cpu = self._node_values(rules.cpu, names, "node CPU", now)
-        memory = self._node_values(rules.memory, names, "node memory", now)
-        window = rules.window.total_seconds()
-        usages = []
-        for node in nodes:
-            node_cpu, node_memory = cpu.get((node.name,)), memory.get((node.name,))
-            if node_cpu is None or node_memory is None:
-                continue
-            usages.append(
-                NodeUsage(
-                    node.name,
-                    node.labels,
-                    max(node_cpu.timestamp, node_memory.timestamp),
-                    window,
-                    max(node_cpu.value, 0.0),
-                    max(node_memory.value, 0.0),
-                )
-            )
-        return usages
-
-    def _node_values(
-        self, rule: CompiledResourceRule, names: Sequence[str], what: str, now: float
-    ) -> dict[tuple[str, ...], _Usage]:
+        nodes = request.resource == NODES
+        selected = self._selected(request)
         try:
-            plans = plan_node_resource_queries(
-                rule.render_node_query,
-                rule.node_label,
-                names,
+            plan = plan_resource_request(
+                request,
+                rules,
+                objects=[_ref(o) for o in selected],
                 max_query_bytes=self._max_query_bytes,
             )
-        except (PromQLError, QueryRenderError) as err:
-            raise InternalProviderError(status_internal(f"{rule.location}: {err}")) from None
-        samples = self._queries.run(plans, what, now)
-        label = rule.node_label
-        return _usage_by(samples, lambda labels: (labels[label],) if label in labels else None)
-
-    # pods
-
-    def _pods(
-        self, request: ResourceMetricsRequest, rules: CompiledResourceRules, now: float
-    ) -> JsonObject:
-        if request.name is not None:
-            namespace = request.namespace or ""
-            pod = self._objects.pods.get(namespace, request.name)
-            if pod is None:
-                raise NotFoundError(status_object_not_found("pods", "", request.name))
-            usages = self._pod_usages([pod], rules, now)
-            if not usages:
-                raise NotFoundError(
-                    status_object_not_found(
-                        "podmetrics", "metrics.k8s.io", f"{namespace}/{request.name}"
-                    )
-                )
-            return pod_metrics(usages[0], created=now)
-        pods = [
-            p
-            for p in self._objects.select(PODS, request.namespace, request.label_selector)
-            if request.field_selector.matches(
-                {"metadata.name": p.name, "metadata.namespace": p.namespace}
-            )
-        ]
-        return pod_metrics_list(self._pod_usages(pods, rules, now), created=now)
-
-    def _pod_usages(
-        self, pods: Sequence[KubeObject], rules: CompiledResourceRules, now: float
-    ) -> list[PodUsage]:
-        if not pods:
-            return []
-        cpu = self._container_values(rules.cpu, pods, "pod CPU", now)
-        memory = self._container_values(rules.memory, pods, "pod memory", now)
-        window = rules.window.total_seconds()
-        usages = []
-        for pod in pods:
-            key = (pod.namespace, pod.name)
-            containers = sorted(
-                {c for (ns, name, c) in cpu if (ns, name) == key}
-                | {c for (ns, name, c) in memory if (ns, name) == key}
-            )
-            measured = [(cpu.get((*key, c)), memory.get((*key, c)), c) for c in containers]
-            if not measured or any(c is None or m is None for c, m, _ in measured):
-                continue  # a pod missing CPU or memory is left out, never zeroed
-            usages.append(
-                PodUsage(
-                    pod.namespace,
-                    pod.name,
-                    pod.labels,
-                    max(u.timestamp for c, m, _ in measured for u in (c, m) if u is not None),
+            results = self._queries.run(plan, "node metrics" if nodes else "pod metrics", now)
+            values = map_resource_result(plan, results)
+        except PlanError as err:
+            raise plan_failure(err, request) from None
+        window = plan.window.total_seconds() if plan.window is not None else 0.0
+        labels = {_ref(o): o.labels for o in selected}
+        if nodes:
+            node_usages = [
+                NodeUsage(
+                    v.object.name,
+                    labels.get(v.object, {}),
+                    v.timestamp,
                     window,
-                    [
-                        ContainerUsage(name, max(c.value, 0.0), max(m.value, 0.0))
-                        for c, m, name in measured
-                        if c is not None and m is not None
-                    ],
+                    v.cpu_cores,
+                    v.memory_bytes,
                 )
+                for v in values.nodes
+            ]
+            if request.name is not None:
+                return node_metrics(node_usages[0], created=now)
+            return node_metrics_list(node_usages, created=now)
+        pod_usages = [
+            PodUsage(
+                v.object.namespace or "",
+                v.object.name,
+                labels.get(v.object, {}),
+                v.timestamp,
+                window,
+                [ContainerUsage(c.name, c.cpu_cores, c.memory_bytes) for c in v.containers],
             )
-        return usages
+            for v in values.pods
+        ]
+        if request.name is not None:
+            return pod_metrics(pod_usages[0], created=now)
+        return pod_metrics_list(pod_usages, created=now)
 
-    def _container_values(
-        self, rule: CompiledResourceRule, pods: Sequence[KubeObject], what: str, now: float
-    ) -> dict[tuple[str, ...], _Usage]:
-        by_namespace: dict[str, list[str]] = {}
-        for pod in pods:
-            by_namespace.setdefault(pod.namespace, []).append(pod.name)
-        plans: list[PlannedQuery] = []
-        try:
-            for namespace, names in sorted(by_namespace.items()):
-                plans.extend(
-                    plan_custom_queries(
-                        rule.render_container_query,
-                        "",
-                        LabelSelector(),
-                        namespace_label=rule.namespace_label,
-                        namespace=namespace,
-                        resource_label=rule.pod_label,
-                        names=names,
-                        extra_group_by=(rule.container_label, rule.namespace_label),
-                        max_query_bytes=self._max_query_bytes,
-                    )
+    def _selected(self, request: ResourceMetricsRequest) -> list[KubeObject]:
+        """The cached objects the request is about; 404 when the one it names is not there."""
+        if request.name is None:
+            try:
+                return select_objects(
+                    self._objects,
+                    request.resource,
+                    request.namespace,
+                    request.label_selector,
+                    request.field_selector,
                 )
-        except (PromQLError, QueryRenderError) as err:
-            raise InternalProviderError(status_internal(f"{rule.location}: {err}")) from None
-        samples = self._queries.run(plans, what, now)
-        ns_label, pod_label, container_label = (
-            rule.namespace_label,
-            rule.pod_label,
-            rule.container_label,
-        )
-
-        def key(labels: Mapping[str, str]) -> tuple[str, ...] | None:
-            container = labels.get(container_label, "")
-            # cAdvisor-style series for the pod cgroup ("" or "POD") are not containers.
-            if container in ("", "POD") or ns_label not in labels or pod_label not in labels:
-                return None
-            return (labels[ns_label], labels[pod_label], container)
-
-        return _usage_by(samples, key)
+            except KubeCacheError as err:
+                raise _kube_failure(err, str(request.resource)) from None
+        if request.resource == NODES:
+            found = self._objects.nodes.get("", request.name)
+        else:
+            found = self._objects.pods.get(request.namespace or "", request.name)
+        if found is None:
+            raise NotFoundError(status_object_not_found(str(request.resource), "", request.name))
+        return [found]
 
 
 # --- custom.metrics.k8s.io -----------------------------------------------------------------------
@@ -460,18 +402,6 @@ class ResourceMetricsProvider:
 
 class RegistrySource(Protocol):
     def __call__(self) -> MetricRegistry: ...
-
-
-@dataclass(frozen=True)
-class CustomPlan:
-    """How a custom metrics request is answered (also what the debug endpoint shows)."""
-
-    group_resource: GroupResource
-    namespace: str | None
-    names: tuple[str, ...]
-    entry: RegistryEntry
-    resource_label: str
-    queries: tuple[PlannedQuery, ...] = field(default=())
 
 
 class CustomMetricsProvider:
@@ -490,118 +420,66 @@ class CustomMetricsProvider:
         self._queries = queries
         self._max_query_bytes = max_query_bytes
 
-    def plan(self, request: CustomMetricsRequest) -> CustomPlan:
-        """Resolve objects and rule and build the queries; raises NotFoundError with why."""
-        registry = self._registry()
-        catalog = self._objects.catalog
-        gr = catalog.normalize(request.resource.group, request.resource.resource)
-        described = str(request.resource)
-        if gr is None:
-            raise NotFoundError(
-                status_metric_not_found(
-                    request.metric,
-                    described,
-                    hint=f"the cluster has no resource {described!r} (see kubectl api-resources)",
-                )
-            )
-        namespaced = request.namespace is not None
-        entry = registry.lookup_custom(gr, request.metric, namespaced)
-        if entry is None:
-            raise NotFoundError(self._metric_not_found(registry, request, gr, namespaced))
-        label = entry.rule.label_for_resource(gr)
-        if label is None:
-            raise NotFoundError(
-                status_metric_not_found(
-                    request.metric,
-                    str(gr),
-                    hint=f"rule {entry.rule.location} maps no label to {gr}",
-                )
-            )
-        if request.name == ALL_OBJECTS:
-            try:
-                objects = self._objects.select(gr, request.namespace, request.label_selector)
-            except KubeCacheError as err:
-                raise _kube_failure(err, request.metric) from None
-            names = tuple(o.name for o in objects)
-        else:
-            names = (request.name,)
-        if not names:
-            return CustomPlan(gr, request.namespace, names, entry, label)
-        try:
-            plans = plan_custom_queries(
-                entry.rule.render_query,
-                entry.series_name,
-                request.metric_selector,
-                namespace_label=entry.rule.namespace_label,
-                namespace=request.namespace,
-                resource_label=label,
-                names=names,
-                max_query_bytes=self._max_query_bytes,
-            )
-        except PromQLError as err:
-            raise BadRequestError(status_bad_request(f"metric {request.metric}: {err}")) from None
-        except QueryRenderError as err:
-            raise InternalProviderError(status_internal(str(err))) from None
-        return CustomPlan(gr, request.namespace, names, entry, label, tuple(plans))
+    @property
+    def objects(self) -> ClusterObjects:
+        return self._objects
 
-    def _metric_not_found(
-        self,
-        registry: MetricRegistry,
-        request: CustomMetricsRequest,
-        gr: GroupResource,
-        namespaced: bool,
-    ) -> JsonObject:
-        others = [str(i.group_resource) for i in registry.custom_metrics_named(request.metric)]
-        if others:
-            hint = f"the metric exists for {', '.join(others)}"
-        else:
-            close = registry.candidates(request.metric, 3)
-            hint = "no rule produces it from the series in Prometheus"
-            if close:
-                hint += f"; similar metrics: {', '.join(close)}"
-        name = "" if request.name == ALL_OBJECTS else request.name
-        selector = str(request.label_selector) if request.name == ALL_OBJECTS else ""
-        return status_metric_not_found(
-            request.metric, str(gr), name=name, selector=selector, hint=hint
-        )
+    @property
+    def queries(self) -> QueryRunner:
+        return self._queries
+
+    @property
+    def max_query_bytes(self) -> int:
+        return self._max_query_bytes
+
+    def _selected(self, registry: MetricRegistry, request: CustomMetricsRequest) -> list[ObjectRef]:
+        """The objects a ``*`` request selects; none when the planner will refuse the request
+        anyway (unknown resource or metric), so that nothing is listed for it."""
+        gr = self._objects.catalog.normalize(request.resource.group, request.resource.resource)
+        if gr is None or registry.lookup_custom(gr, request.metric, request.namespaced) is None:
+            return []
+        try:
+            selected = self._objects.select(gr, request.namespace, request.label_selector)
+        except KubeCacheError as err:
+            raise _kube_failure(err, request.metric) from None
+        return [ObjectRef(request.namespace, o.name) for o in selected]
 
     def handle(self, request: CustomMetricsRequest) -> JsonObject:
-        plan = self.plan(request)
-        now = self._queries.clock()
-        samples = self._queries.run(plan.queries, f"metric {request.metric}", now)
-        by_name: dict[str, Sample] = {}
-        for sample in samples:
-            by_name.setdefault(sample.labels.get(plan.resource_label, ""), sample)
+        registry = self._registry()
         catalog = self._objects.catalog
-        kind = catalog.kind(plan.group_resource)
+        objects = self._selected(registry, request) if request.all_objects else None
+        now = self._queries.clock()
         try:
-            version = catalog.version(plan.group_resource)
+            plan = plan_request(
+                request,
+                registry=registry,
+                catalog=catalog,
+                objects=objects,
+                max_query_bytes=self._max_query_bytes,
+            )
+            results = self._queries.run(plan, f"metric {request.metric}", now)
+            values = map_custom_result(plan, results)
+        except PlanError as err:
+            raise plan_failure(err, request) from None
+        if values.dropped:
+            LOG.debug("metric %s: %s", request.metric, "; ".join(values.dropped))
+        gr = plan.group_resource or request.resource
+        kind = catalog.kind(gr)
+        try:
+            version = catalog.version(gr)
         except KeyError:
             version = "v1"
-        api_version = (
-            f"{plan.group_resource.group}/{version}" if plan.group_resource.group else version
-        )
-        windows = {query_window_seconds(q.query) for q in plan.queries}
-        window = windows.pop() if len(windows) == 1 else None
+        api_version = f"{gr.group}/{version}" if gr.group else version
+        window = plan_window_seconds(plan)
         items = [
             CustomMetricSample(
-                ObjectReference(kind, name, plan.namespace, api_version),
-                by_name[name].timestamp,
-                by_name[name].value,
+                ObjectReference(kind, v.object.name, v.object.namespace, api_version),
+                v.timestamp,
+                v.value,
                 window,
             )
-            for name in plan.names
-            if name in by_name
+            for v in values.values
         ]
-        if request.name != ALL_OBJECTS and not items:
-            raise NotFoundError(
-                status_metric_not_found(
-                    request.metric,
-                    str(plan.group_resource),
-                    name=request.name,
-                    hint="Prometheus has no sample for this object now",
-                )
-            )
         return metric_value_list(
             request.version,
             request.metric,
@@ -626,49 +504,26 @@ class ExternalMetricsProvider:
         self._registry = registry
         self._queries = queries
         self._max_query_bytes = max_query_bytes
-
-    def plan(self, request: ExternalMetricsRequest) -> tuple[RegistryEntry, PlannedQuery]:
-        registry = self._registry()
-        entry = registry.lookup_external(request.metric)
-        if entry is None:
-            close = registry.candidates(request.metric, 3, external=True)
-            hint = "no external rule produces it from the series in Prometheus"
-            if close:
-                hint += f"; similar metrics: {', '.join(close)}"
-            raise NotFoundError(
-                status_metric_not_found(request.metric, "external metrics", hint=hint)
-            )
-        try:
-            plan = plan_external_query(
-                entry.rule.render_query,
-                entry.series_name,
-                request.selector,
-                namespace_label=entry.rule.namespace_label,
-                namespace=request.namespace if entry.rule.namespaced else None,
-                max_query_bytes=self._max_query_bytes,
-            )
-        except PromQLError as err:
-            raise BadRequestError(status_bad_request(f"metric {request.metric}: {err}")) from None
-        except QueryRenderError as err:
-            raise InternalProviderError(status_internal(str(err))) from None
-        return entry, plan
+        # External metrics name no Kubernetes resource; the planner never consults it.
+        self._catalog: ResourceCatalog = BuiltinResourceCatalog()
 
     def handle(self, request: ExternalMetricsRequest) -> JsonObject:
-        _entry, plan = self.plan(request)
         now = self._queries.clock()
-        samples = self._queries.run([plan], f"external metric {request.metric}", now)
-        window = query_window_seconds(plan.query)
+        try:
+            plan = plan_request(
+                request,
+                registry=self._registry(),
+                catalog=self._catalog,
+                max_query_bytes=self._max_query_bytes,
+            )
+            results = self._queries.run(plan, f"external metric {request.metric}", now)
+            values = map_external_result(plan, results)
+        except PlanError as err:
+            raise plan_failure(err, request) from None
+        window = plan_window_seconds(plan)
         return external_metric_value_list(
             request.metric,
-            [
-                ExternalMetricSample(
-                    {k: v for k, v in s.labels.items() if k != "__name__"},
-                    s.timestamp,
-                    s.value,
-                    window,
-                )
-                for s in samples
-            ],
+            [ExternalMetricSample(v.labels, v.timestamp, v.value, window) for v in values.values],
         )
 
 
@@ -677,47 +532,40 @@ class ExternalMetricsProvider:
 
 @dataclass(frozen=True)
 class Providers:
-    """The providers and the discovery facts the API layer serves."""
+    """The providers and the discovery facts the API layer serves.
+
+    ``discovery_errors`` (seriesQuery → error of its last refresh) is shown by ``explain``.
+    """
 
     resource: ResourceMetricsProvider | None
     custom: CustomMetricsProvider
     external: ExternalMetricsProvider
     registry: RegistrySource
+    discovery_errors: Callable[[], dict[str, str]] | None = None
+
+    def serves_resource_metrics(self) -> bool:
+        return self.resource is not None and self.resource.serves()
 
     def served_groups(self) -> list[str]:
         groups = []
-        if self.resource is not None:
+        if self.serves_resource_metrics():
             groups.append("metrics.k8s.io")
         groups += ["custom.metrics.k8s.io", "external.metrics.k8s.io"]
         return groups
 
-    def explain(self, request: Any) -> JsonObject:
-        """What the debug endpoint shows: the rule and queries for a request, and the answer."""
-        detail: JsonObject = {"request": _describe_request(request)}
-        try:
-            if isinstance(request, CustomMetricsRequest):
-                plan = self.custom.plan(request)
-                detail["rule"] = plan.entry.rule.location
-                detail["series"] = plan.entry.series_name
-                detail["objects"] = list(plan.names)
-                detail["queries"] = [q.query for q in plan.queries]
-                detail["result"] = self.custom.handle(request)
-            elif isinstance(request, ExternalMetricsRequest):
-                entry, query = self.external.plan(request)
-                detail["rule"] = entry.rule.location
-                detail["series"] = entry.series_name
-                detail["queries"] = [query.query]
-                detail["result"] = self.external.handle(request)
-            elif self.resource is not None:
-                detail["result"] = self.resource.handle(request)
-        except ProviderError as err:
-            detail["error"] = err.status
-        return detail
-
-
-def _describe_request(request: Any) -> JsonObject:
-    described: JsonObject = {"api": str(request.api)}
-    for item in dataclasses.fields(request):
-        value = getattr(request, item.name)
-        described[item.name] = None if value is None else str(value)
-    return described
+    def explain(self, target: str) -> dict[str, Any]:
+        """The debug endpoint's document for ``target`` (``PATH[?QUERY]``): the same data as
+        ``kubemetrics-adapter explain --output json``, from the running adapter's state."""
+        registry = self.registry()
+        queries = self.custom.queries
+        return explain_request(
+            target,
+            registry=registry,
+            catalog=self.custom.objects.catalog,
+            prometheus=queries.prometheus,
+            lister=CacheObjectLister(self.custom.objects),
+            discovery_errors=self.discovery_errors() if self.discovery_errors else {},
+            discovery_ran=registry.refreshed_at is not None,
+            at=queries.clock(),
+            max_query_bytes=self.custom.max_query_bytes,
+        ).to_dict()

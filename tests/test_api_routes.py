@@ -459,8 +459,8 @@ def test_not_found_message_says_what_to_fix(adapter: Adapter) -> None:
     ).get_json()
     assert body["message"] == (
         "the server could not find the metric http_request_per_second for pods with selector "
-        "app=web; no rule produces it from the series in Prometheus; similar metrics: "
-        "http_requests_per_second"
+        "app=web; no rule in rules.yaml produces a metric named http_request_per_second; "
+        "closest metric names: http_requests_per_second"
     )
 
 
@@ -501,13 +501,47 @@ def test_own_metrics_count_requests_by_api_and_code(adapter: Adapter) -> None:
     assert "kubemetrics_adapter_request_duration_seconds_bucket" in text
 
 
-def test_debug_explain_shows_rule_and_queries(adapter: Adapter) -> None:
+def test_debug_explain_is_the_explain_document(adapter: Adapter) -> None:
     target = f"{CM2}/namespaces/default/pods/%2A/http_requests_per_second?labelSelector=app%3Dweb"
     response = adapter.client.get("/debug/explain", query_string={"path": target})
+    assert response.status_code == 200
     body = response.get_json()
-    assert body["rule"] == "rules[0]"
-    assert body["objects"] == ["web-1", "web-2", "web-3"]
-    assert body["queries"] == [
+    assert body["rule"]["location"] == "rules[0]"
+    # The cache's pods (web-done has stopped), not every pod Prometheus knows.
+    assert body["objects"] == {
+        "source": "the cluster",
+        "resolved": True,
+        "names": ["default/web-1", "default/web-2", "default/web-3"],
+    }
+    assert [q["query"] for q in body["queries"]] == [
         'sum(rate(http_requests_total{namespace="default",pod=~"web-1|web-2|web-3"}[2m])) by (pod)'
     ]
-    assert len(body["result"]["items"]) == 2
+    assert [v["object"] for v in body["values"]] == ["default/web-1", "default/web-2"]
+    assert body["missing"] == ["default/web-3: no sample"]
+    assert body["exitCode"] == 0
+    # The same document the explain CLI builds from the same registry, catalog and cluster.
+    providers = build_providers(FakePrometheus(DATA))
+    assert body == json.loads(json.dumps(providers.explain(target)))
+
+
+@pytest.mark.parametrize(
+    ("target", "stage", "status"),
+    [
+        pytest.param(f"{CM2}/namespaces/default/pods/x", "request", 404, id="bad-path"),
+        pytest.param(
+            f"{CM2}/namespaces/default/pods/%2A/http_request_per_second", "plan", 404, id="typo"
+        ),
+    ],
+)
+def test_debug_explain_reports_the_failing_stage(
+    adapter: Adapter, target: str, stage: str, status: int
+) -> None:
+    body = adapter.client.get("/debug/explain", query_string={"path": target}).get_json()
+    assert body["error"]["stage"] == stage
+    assert body["error"]["status"] == status
+
+
+def test_debug_explain_needs_a_path(adapter: Adapter) -> None:
+    response = adapter.client.get("/debug/explain")
+    assert response.status_code == 400
+    assert response.get_json()["reason"] == "BadRequest"

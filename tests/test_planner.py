@@ -795,6 +795,25 @@ def test_map_resource_pods() -> None:
     assert len(mapped.dropped) == 2
 
 
+def test_a_sample_of_another_namespace_lends_no_value() -> None:
+    # A same-named pod elsewhere (other/p1) must not answer for ns/p1, even if a query
+    # returned it (a rule whose query drops the namespace matcher, a stand-in Prometheus).
+    pods_plan = plan("config-gen", f"{RM}/namespaces/ns/pods", refs("ns", "p1"))
+    cpu = vector(
+        usage("p1", "app", 5.0, namespace="other"), usage("p1", "app", 0.5, namespace="ns")
+    )
+    memory = vector(usage("p1", "app", 7.0, namespace="other"), usage("p1", "app", 2.0))
+    mapped = map_resource_result(pods_plan, [cpu, memory])
+    assert mapped.pods == (
+        PodValues(ObjectRef("ns", "p1"), 100.0, (ContainerValues("app", 0.5, 2.0),)),
+    )
+    custom = plan("kube", STAR, refs("somens", "a"))
+    values = map_custom_result(
+        custom, [vector((pod("a", namespace="x"), 9.0, 1.0), (pod("a"), 1.0, 1.0))]
+    )
+    assert [v.value for v in values.values] == [1.0]
+
+
 def test_map_resource_pods_unresolved_across_namespaces() -> None:
     all_pods = plan("config-gen", f"{RM}/pods")
     cpu = vector(usage("web", "app", 0.5, namespace="b"), usage("web", "app", 0.1, namespace="a"))

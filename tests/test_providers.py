@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from adapter.providers import query_window_seconds
-from adapter.request_paths import parse_request
+from adapter.objects import JsonObject
+from adapter.providers import NotFoundError, Providers, query_window_seconds
+from adapter.request_paths import (
+    CustomMetricsRequest,
+    ExternalMetricsRequest,
+    MetricsRequest,
+    parse_request,
+)
 from tests.test_api_routes import DATA, NOW, FakePrometheus, build_providers
+
+
+def answer(providers: Providers, request: MetricsRequest) -> JsonObject:
+    if isinstance(request, CustomMetricsRequest):
+        return providers.custom.handle(request)
+    if isinstance(request, ExternalMetricsRequest):
+        return providers.external.handle(request)
+    assert providers.resource is not None
+    return providers.resource.handle(request)
 
 
 @pytest.mark.parametrize(
@@ -67,14 +82,12 @@ def test_query_window_seconds(query: str, window: int | None) -> None:
         pytest.param(
             "/apis/metrics.k8s.io/v1beta1/pods?labelSelector=app%3Dweb",
             [
-                'sum by (pod,container,namespace) (rate(container_cpu{namespace="default",'
+                'sum by (pod,container) (rate(container_cpu{namespace="default",'
                 'pod=~"web-1|web-2|web-3"}[1m]))',
-                'sum by (pod,container,namespace) (rate(container_cpu{namespace="other",'
-                'pod="web-1"}[1m]))',
-                'sum by (pod,container,namespace) (container_memory{namespace="default",'
+                'sum by (pod,container) (container_memory{namespace="default",'
                 'pod=~"web-1|web-2|web-3"})',
-                'sum by (pod,container,namespace) (container_memory{namespace="other",'
-                'pod="web-1"})',
+                'sum by (pod,container) (rate(container_cpu{namespace="other",pod="web-1"}[1m]))',
+                'sum by (pod,container) (container_memory{namespace="other",pod="web-1"})',
             ],
             id="pods-all-namespaces-one-query-per-namespace",
         ),
@@ -84,7 +97,7 @@ def test_exact_queries(path: str, queries: list[str]) -> None:
     prometheus = FakePrometheus(DATA)
     providers = build_providers(prometheus)
     request = parse_request(*path.split("?") if "?" in path else (path,))
-    providers.explain(request)  # plans and answers once
+    answer(providers, request)
     assert prometheus.queries == queries
 
 
@@ -94,9 +107,13 @@ def test_nan_sample_is_dropped_not_zeroed() -> None:
         "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/web-nan/"
         "http_requests_per_second"
     )
-    detail = providers.explain(request)
-    assert detail["error"]["code"] == 404
-    assert "Prometheus has no sample for this object now" in detail["error"]["message"]
+    with pytest.raises(NotFoundError) as caught:
+        answer(providers, request)
+    assert caught.value.code == 404
+    assert caught.value.status["message"] == (
+        "the server could not find the metric http_requests_per_second for pods web-nan; "
+        "default/web-nan: value nan is not a finite number"
+    )
 
 
 def test_sample_time_is_the_query_time() -> None:
