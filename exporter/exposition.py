@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import repeat
 
 __all__ = [
     "OPENMETRICS_CONTENT_TYPE",
@@ -68,21 +68,16 @@ def _format_value(value: Value) -> str:
 
 
 def _render_samples(lines: list[str], family: MetricFamily) -> None:
-    # The hot path of every collection. For finite ints and floats repr() is already the
-    # exposition's spelling, and a finite sum means every value is finite (NaN and the
-    # infinities propagate through it; an overflow only sends us to the careful path).
+    # The hot path of every collection: ``name{labels} value`` lines built by C-level joins.
+    # For finite ints and floats repr() is already the exposition's spelling, and a finite sum
+    # means every value is finite (NaN and the infinities propagate through it; an overflow
+    # only sends us to the careful path).
     labels, values = family.labels, family.values
     if all(labels) and _all_finite(values):
-        lines += chain.from_iterable(
-            zip(
-                repeat(family.name + "{"),
-                labels,
-                repeat("} "),
-                map(repr, values),
-                repeat("\n"),
-                strict=False,  # the repeats are endless; labels and values have one length
-            )
-        )
+        separator = "\n" + family.name + "{"
+        lines.append(separator[1:])
+        lines.append(separator.join(map("} ".join, zip(labels, map(repr, values), strict=True))))
+        lines.append("\n")
     else:
         lines += map(_sample_line, repeat(family.name), labels, values)
 
