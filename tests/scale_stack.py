@@ -241,6 +241,81 @@ class FaultProxy:
             self._server.server_close()
 
 
+# --- TCP relay to the API server ----------------------------------------------------------------
+
+
+class TcpRelay:
+    """Relays TCP connections (TLS passes through untouched) to ``upstream``.
+
+    ``drop()`` closes every relayed connection and refuses new ones, as when the network or
+    the API server goes away; ``restore(upstream)`` accepts again, possibly towards another
+    server. The stand-in apiserver's own ``stop()`` keeps established keep-alive connections
+    served, so this is how the adapter's watches are really cut.
+    """
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.refusing = False
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.refusing:
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            self.connections += 1
+            with self._lock:
+                self._sockets |= {client, server}
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+            with self._lock:
+                self._sockets.discard(end)
+
+    def drop(self) -> None:
+        self.refusing = True
+        with self._lock:
+            live = list(self._sockets)
+        for end in live:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def restore(self, upstream: tuple[str, int] | None = None) -> None:
+        if upstream is not None:
+            self.upstream = upstream
+        self.refusing = False
+
+    def close(self) -> None:
+        self.drop()
+        self._listener.close()
+
+
 # --- the stack ----------------------------------------------------------------------------------
 
 
@@ -275,6 +350,8 @@ class ScaleStack:
         self.adapter: ManagedProcess | None = None
         self.adapter_port = free_port()
         self.rules_file = options.workdir / "rules.yaml"
+        self.relay: TcpRelay | None = None
+        self._retired: list[SimApiserver] = []
 
     def make_cluster(self, web_replicas: int) -> Cluster:
         """The cluster for these options, with ``web_replicas`` pods in ``default/web``."""
@@ -303,6 +380,7 @@ class ScaleStack:
             self.apiserver = SimApiserver(
                 self.cluster, {}, directory=workdir / "apiserver", refresh_seconds=5.0
             ).start()
+            self.relay = TcpRelay(("127.0.0.1", self._api_port(self.apiserver)))
             self.proxy.start()
             self.start_prometheus()
             self.rules_file.write_text(
@@ -320,9 +398,12 @@ class ScaleStack:
             if process is not None:
                 process.stop()
         self.proxy.stop()
-        if self.apiserver is not None:
-            self.apiserver.stop()
-            self.apiserver = None
+        if self.relay is not None:
+            self.relay.close()
+        for server in [*self._retired, self.apiserver]:
+            if server is not None:
+                server.stop()
+        self.apiserver = None
         with contextlib.suppress(OSError):
             self.exporter.stop()
 
@@ -338,14 +419,25 @@ class ScaleStack:
             raise StackError("the stand-in apiserver is not running")
         return self.apiserver
 
-    def stop_apiserver(self) -> None:
-        """Stop the stand-in apiserver: the adapter's watches drop, its lists fail."""
-        self.api.stop()
+    @staticmethod
+    def _api_port(server: SimApiserver) -> int:
+        return int(server.url.rsplit(":", 1)[1])
 
-    def restart_apiserver(self, cluster: Cluster) -> None:
-        """Serve ``cluster`` again on the same port with the same CAs and tokens."""
+    def drop_apiserver(self) -> None:
+        """Cut the adapter's connections to the API server (watches drop, lists fail)."""
+        assert self.relay is not None
+        self.relay.drop()
+
+    def restore_apiserver(self, cluster: Cluster | None = None) -> None:
+        """Let the adapter reach the API server again; with ``cluster``, a restored server
+        holding that cluster (same CAs and tokens) whose history begins after everything the
+        adapter saw, so its resumed watches get 410 Gone and relist, as after a compaction."""
+        assert self.relay is not None
+        if cluster is None:
+            self.relay.restore()
+            return
         old = self.api
-        self.apiserver = SimApiserver(
+        restored = SimApiserver(
             cluster,
             {},
             credentials=old.credentials,
@@ -353,8 +445,13 @@ class ScaleStack:
             front_proxy_ca=old.front_proxy_ca,
             directory=old.directory,
             refresh_seconds=5.0,
-            port=int(old.url.rsplit(":", 1)[1]),
-        ).start()
+        )
+        with restored.store._changed:
+            restored.store._revision = old.store.revision + 1000
+            restored.store._oldest_kept = restored.store._revision
+        self._retired.append(old)
+        self.apiserver = restored.start()
+        self.relay.restore(("127.0.0.1", self._api_port(restored)))
 
     @property
     def prometheus_url(self) -> str:
@@ -408,6 +505,11 @@ class ScaleStack:
         kubeconfig = api.write_kubeconfig(
             self.options.workdir / "adapter.kubeconfig", api.credentials.adapter_token, "adapter"
         )
+        if self.relay is not None:  # the adapter reaches the API server through the relay
+            kubeconfig.write_text(
+                kubeconfig.read_text(encoding="utf-8").replace(api.url, self.relay.url),
+                encoding="utf-8",
+            )
         self.adapter = ManagedProcess(
             "adapter",
             [
