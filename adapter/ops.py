@@ -95,6 +95,22 @@ class AdapterMetrics:
             "Seconds since the metric registry was last refreshed from Prometheus (-1: never).",
             registry=self.registry,
         )
+        self.rules_generation = Gauge(
+            "kubemetrics_adapter_rules_generation",
+            "Loads of the rules file that took effect in this worker (1 after start).",
+            registry=self.registry,
+        )
+        self.rules_reload_successful = Gauge(
+            "kubemetrics_adapter_rules_last_reload_successful",
+            "1 if the last (re)load of the rules file worked, 0 if it failed and the last good"
+            " rules stay in force (the log has every problem).",
+            registry=self.registry,
+        )
+        self.rules_loaded_at = Gauge(
+            "kubemetrics_adapter_rules_last_reload_success_timestamp_seconds",
+            "When the rules in force were loaded (unix seconds; 0: from the server's start).",
+            registry=self.registry,
+        )
 
     def observe_request(self, path: str, code: int, seconds: float) -> None:
         api = api_label(path)
@@ -112,6 +128,17 @@ class AdapterMetrics:
             return -1.0 if at is None else max(0.0, clock() - at)
 
         self.discovery_age.set_function(age)
+
+    def track_rules(
+        self,
+        generation: Callable[[], int],
+        successful: Callable[[], bool],
+        loaded_at: Callable[[], float | None],
+    ) -> None:
+        """Read the rules reloader's state at every scrape."""
+        self.rules_generation.set_function(lambda: float(generation()))
+        self.rules_reload_successful.set_function(lambda: 1.0 if successful() else 0.0)
+        self.rules_loaded_at.set_function(lambda: loaded_at() or 0.0)
 
 
 def _size_reader(sizes: Callable[[], Mapping[str, int]], kind: str) -> Callable[[], float]:

@@ -9,7 +9,14 @@ Wiring, per gunicorn worker (after the fork, so threads and connection pools are
 worker's own): Kubernetes client → watch caches and discovery-backed resource catalog →
 rules compiled against that catalog → metric discovery (``adapter.discovery``) → providers →
 ``create_app`` → ``AuthMiddleware`` (front-proxy or TokenReview, then SubjectAccessReview).
-No exceptions of its own: problems become messages and exit code 2.
+
+The rules file is watched in every worker (``adapter.reload.RulesReloader``: content hash every
+``--config-reload-interval``, and SIGHUP to a worker). New rules are compiled against the
+worker's catalog and handed to ``MetricDiscovery.set_config``, whose registry is where every
+provider reads its rules, so one swap changes them all; a broken file is logged with each of its
+problems and the last good rules stay. (SIGHUP to the gunicorn master replaces the workers,
+which read the file afresh; a worker that starts while the file is broken uses the rules the
+server started with.) No exceptions of its own: problems become messages and exit code 2.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -38,16 +46,17 @@ from adapter.auth import (
     StaticRequestHeaderSource,
     check_ca_bundle,
 )
-from adapter.config import ConfigError, load_config_file, parse_duration
+from adapter.config import ConfigError, ConfigProblem, load_config, parse_duration
 from adapter.discovery import DiscoverySettings, MetricDiscovery
 from adapter.kube_auth_client import (
     AuthenticationConfigMapSource,
     KubeAccessReviewer,
     KubeTokenReviewer,
 )
-from adapter.kube_cache import KubeCache, start_kube_cache
+from adapter.kube_cache import ClusterObjects, KubeCache, start_kube_cache
 from adapter.ops import AdapterMetrics, Operations, TimedPrometheus, prometheus_reachable
 from adapter.prometheus import (
+    PrometheusAPI,
     PrometheusClient,
     PrometheusConfigError,
     PrometheusSettings,
@@ -61,7 +70,9 @@ from adapter.providers import (
     QueryRunner,
     ResourceMetricsProvider,
 )
-from adapter.rules import compile_config
+from adapter.reload import DEFAULT_POLL_INTERVAL_SECONDS, RulesReloader
+from adapter.resources import ResourceCatalog
+from adapter.rules import CompiledConfig, compile_config
 from adapter.tls import TLSConfigError, ensure_serving_certificate
 from adapter.wsgi_server import AdapterServer, ServerOptions
 
@@ -89,6 +100,7 @@ class ServeSettings:
     authentication_kubeconfig: Path | None = None
     authorization_kubeconfig: Path | None = None
     max_query_bytes: int = DEFAULT_MAX_QUERY_BYTES
+    config_reload_interval: timedelta = timedelta(seconds=DEFAULT_POLL_INTERVAL_SECONDS)
     workers: int = 1
     threads: int = 8
     log_level: str = "info"
@@ -99,6 +111,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The serving flags (also accepted where prometheus-adapter has the same flag)."""
     rules = parser.add_argument_group("rules and Prometheus")
     rules.add_argument("--config", help="rules file (prometheus-adapter format)")
+    rules.add_argument(
+        "--config-reload-interval",
+        default="5s",
+        help="how often the rules file is checked for changes (default 5s; SIGHUP: at once)",
+    )
     rules.add_argument("--prometheus-url", help="Prometheus base URL, e.g. http://prometheus:9090")
     rules.add_argument("--prometheus-timeout", default="30s", help="per query (default 30s)")
     rules.add_argument(
@@ -185,6 +202,9 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ServeSettings | None, 
     timeout = _duration("--prometheus-timeout", args.prometheus_timeout, problems)
     relist = _duration("--metrics-relist-interval", args.metrics_relist_interval, problems)
     max_age = _duration("--metrics-max-age", args.metrics_max_age, problems)
+    reload_interval = _duration("--config-reload-interval", args.config_reload_interval, problems)
+    if reload_interval is not None and reload_interval <= timedelta(0):
+        problems.append(f"--config-reload-interval must be positive, got {reload_interval}")
     try:
         headers = parse_header_flags(args.prometheus_header)
     except PrometheusConfigError as err:
@@ -256,6 +276,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ServeSettings | None, 
             authentication_kubeconfig=kubeconfigs["--authentication-kubeconfig"],
             authorization_kubeconfig=kubeconfigs["--authorization-kubeconfig"],
             max_query_bytes=args.max_query_bytes,
+            config_reload_interval=reload_interval or ServeSettings.config_reload_interval,
             workers=args.workers,
             threads=args.threads,
             log_level=args.log_level,
@@ -283,39 +304,64 @@ class Wiring:
     app: Any
     cache: KubeCache
     discovery: MetricDiscovery
+    rules: RulesReloader[CompiledConfig]
+
+    def stop(self) -> None:
+        self.rules.uninstall_sighup_handler()
+        self.rules.stop()
+        self.discovery.stop()
 
 
-def build_worker(settings: ServeSettings, request_header: RequestHeaderSource) -> Wiring:
-    """Start caches and discovery and build the authenticated WSGI app of one worker."""
-    lister = kube_api_client(settings.lister_kubeconfig)
-    cache = start_kube_cache(lister)
-    catalog = cache.catalog
+def rules_compiler(catalog: ResourceCatalog) -> Callable[[str, str], CompiledConfig]:
+    """``(text, source name) → compiled rules`` against ``catalog``; raises ConfigError."""
+
+    def load_and_compile(text: str, source_name: str) -> CompiledConfig:
+        compiled = compile_config(load_config(text, source_name), catalog)
+        for warning in compiled.warnings:
+            LOG.warning("rules: %s", warning)
+        return compiled
+
+    return load_and_compile
+
+
+def load_first_rules(
+    reloader: RulesReloader[CompiledConfig],
+    compile_text: Callable[[str, str], CompiledConfig],
+    startup_rules: str | None,
+) -> CompiledConfig:
+    """The worker's first rules: the file, or, when it broke since the server started, the
+    text the server validated then (the reloader keeps watching the file for a good one)."""
     try:
-        catalog.refresh()
-    except Exception as err:  # discovery problems fall back to the built-in kinds
-        LOG.warning("resource discovery failed at start, using built-in kinds: %s", err)
-    compiled = compile_config(load_config_file(settings.config_file), catalog)
-    for warning in compiled.warnings:
-        LOG.warning("rules: %s", warning)
-    metrics = AdapterMetrics()
-    prometheus = TimedPrometheus(PrometheusClient(settings.prometheus), metrics)
-    discovery = MetricDiscovery(PrometheusClient(settings.prometheus), compiled, settings.discovery)
-    discovery.start()
+        return reloader.load()
+    except (ConfigError, OSError, UnicodeDecodeError) as err:
+        if startup_rules is None:
+            raise
+        LOG.error(
+            "the rules file cannot be used now; starting with the rules it had when the server"
+            " started: %s",
+            err,
+        )
+        return compile_text(startup_rules, str(reloader.path))
+
+
+def build_providers(
+    settings: ServeSettings,
+    cache_objects: ClusterObjects,
+    discovery: MetricDiscovery,
+    prometheus: PrometheusAPI,
+) -> Providers:
+    """Providers that read the rules in force from ``discovery``'s registry at every request."""
     queries = QueryRunner(prometheus)
-    providers = Providers(
-        resource=(
-            ResourceMetricsProvider(
-                lambda: compiled.resource_rules,
-                cache.objects,
-                queries,
-                max_query_bytes=settings.max_query_bytes,
-            )
-            if compiled.resource_rules is not None
-            else None
+    return Providers(
+        resource=ResourceMetricsProvider(
+            lambda: discovery.registry.config.resource_rules,
+            cache_objects,
+            queries,
+            max_query_bytes=settings.max_query_bytes,
         ),
         custom=CustomMetricsProvider(
             lambda: discovery.registry,
-            cache.objects,
+            cache_objects,
             queries,
             max_query_bytes=settings.max_query_bytes,
         ),
@@ -323,11 +369,51 @@ def build_worker(settings: ServeSettings, request_header: RequestHeaderSource) -
             lambda: discovery.registry, queries, max_query_bytes=settings.max_query_bytes
         ),
         registry=lambda: discovery.registry,
+        discovery_errors=discovery.errors,
     )
+
+
+def build_worker(
+    settings: ServeSettings,
+    request_header: RequestHeaderSource,
+    startup_rules: str | None = None,
+) -> Wiring:
+    """Start caches, discovery and rules reloading and build the authenticated WSGI app of one
+    worker. ``startup_rules`` is the rules text validated when the server started."""
+    lister = kube_api_client(settings.lister_kubeconfig)
+    cache = start_kube_cache(lister)
+    catalog = cache.catalog
+    try:
+        catalog.refresh()
+    except Exception as err:  # discovery problems fall back to the built-in kinds
+        LOG.warning("resource discovery failed at start, using built-in kinds: %s", err)
+    compile_text = rules_compiler(catalog)
+    discovery: MetricDiscovery | None = None
+
+    def use_rules(compiled: CompiledConfig) -> None:
+        if discovery is not None:  # None during the first load
+            discovery.set_config(compiled)
+
+    reloader = RulesReloader(settings.config_file, compile_text, use_rules)
+    compiled = load_first_rules(reloader, compile_text, startup_rules)
+    metrics = AdapterMetrics()
+    # One client (one connection pool) for queries and discovery, timed alike.
+    prometheus = TimedPrometheus(PrometheusClient(settings.prometheus), metrics)
+    discovery = MetricDiscovery(prometheus, compiled, settings.discovery)
+    discovery.start()
+    reloader.start(settings.config_reload_interval.total_seconds())
+    if threading.current_thread() is threading.main_thread():
+        reloader.install_sighup_handler()  # gunicorn loads the app in the worker's main thread
+    providers = build_providers(settings, cache.objects, discovery, prometheus)
     metrics.track_cache_sizes(cache.objects.sizes)
     metrics.track_discovery_age(
         lambda: None if discovery.last_success is None else discovery.last_success.timestamp(),
         time.time,
+    )
+    metrics.track_rules(
+        lambda: reloader.generation,
+        lambda: reloader.last_error is None,
+        lambda: reloader.loaded_at,
     )
     operations = Operations(
         metrics,
@@ -341,7 +427,9 @@ def build_worker(settings: ServeSettings, request_header: RequestHeaderSource) -
         request_header, KubeTokenReviewer(kube_api_client(settings.authentication_kubeconfig))
     )
     authorizer = Authorizer(KubeAccessReviewer(kube_api_client(settings.authorization_kubeconfig)))
-    return Wiring(AuthMiddleware(app.wsgi_app, authenticator, authorizer), cache, discovery)
+    return Wiring(
+        AuthMiddleware(app.wsgi_app, authenticator, authorizer), cache, discovery, reloader
+    )
 
 
 def _request_header_source(settings: ServeSettings) -> RequestHeaderSource:
@@ -367,8 +455,10 @@ def run_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
-        # Load once before forking so a broken rules file fails fast with every problem.
-        load_config_file(settings.config_file)
+        # Load once before forking so a broken rules file fails fast with every problem; the
+        # text is what a worker starts from should the file break later.
+        startup_rules = _read_rules(settings.config_file)
+        load_config(startup_rules, str(settings.config_file))
         serving = ensure_serving_certificate(
             settings.tls_cert_file, settings.tls_private_key_file, settings.cert_dir
         )
@@ -381,7 +471,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
 
     def app_factory() -> Any:
-        return build_worker(settings, request_header).app
+        return build_worker(settings, request_header, startup_rules).app
 
     AdapterServer(
         app_factory,
@@ -395,6 +485,15 @@ def run_serve(args: argparse.Namespace) -> int:
         ),
     ).run()
     return 0
+
+
+def _read_rules(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            [ConfigProblem("", 0, f"cannot read the rules file: {err}")], str(path)
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

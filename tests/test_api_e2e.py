@@ -320,6 +320,7 @@ def cluster(
                     "--requestheader-allowed-names=front-proxy-client",
                     f"--kubeconfig={adapter_kubeconfig}",
                     "--metrics-relist-interval=1s",
+                    "--config-reload-interval=1s",
                     "--threads=4",
                 ],
                 cwd=REPO_ROOT,
@@ -496,3 +497,66 @@ def test_own_metrics_and_no_token_in_the_log(cluster: Cluster) -> None:
     log = cluster.log.read_text(errors="replace")
     assert ALICE_TOKEN not in log
     assert SA_TOKEN not in log
+
+
+ALICE = {"Authorization": f"Bearer {ALICE_TOKEN}"}
+STAR_PODS = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/%2A"
+
+
+def _own_metric(cluster: Cluster, name: str) -> float | None:
+    for line in _direct(cluster, "/metrics").text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
+def test_debug_explain_on_the_real_server(cluster: Cluster) -> None:
+    target = f"{STAR_PODS}/http_requests_per_second?labelSelector=app%3Dweb"
+    assert _direct(cluster, f"/debug/explain?path={target}").status_code == 401
+    _wait_for(
+        lambda: _direct(cluster, f"{STAR_PODS}/http_requests_per_second", headers=ALICE).ok,
+        "custom metric discovered",
+    )
+    response = requests.get(
+        f"{cluster.adapter_url}/debug/explain",
+        params={"path": target},
+        headers=ALICE,
+        verify=str(cluster.serving_ca),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["rule"]["location"] == "rules[0]"
+    assert body["objects"]["names"] == ["default/web-1", "default/web-2", "default/web-3"]
+    assert [v["object"] for v in body["values"]] == ["default/web-1", "default/web-2"]
+    assert body["exitCode"] == 0
+
+
+def test_rules_reload_in_the_running_adapter(cluster: Cluster) -> None:
+    """Last in the module: it rewrites the rules file the other tests use, then restores it."""
+    rules_file = cluster.directory / "rules.yaml"
+    original = rules_file.read_text(encoding="utf-8")
+    old_path = f"{STAR_PODS}/http_requests_per_second"
+    new_path = f"{STAR_PODS}/http_requests_rate"
+    _wait_for(lambda: _direct(cluster, old_path, headers=ALICE).ok, "custom metric discovered")
+    assert _own_metric(cluster, "kubemetrics_adapter_rules_generation") == 1
+    try:
+        rules_file.write_text(original.replace("${1}_per_second", "${1}_rate"), encoding="utf-8")
+        _wait_for(lambda: _direct(cluster, new_path, headers=ALICE).ok, "renamed metric served")
+        assert _direct(cluster, old_path, headers=ALICE).status_code == 404
+        assert _own_metric(cluster, "kubemetrics_adapter_rules_generation") == 2
+
+        rules_file.write_text("rules:\n- seriesQuery: up\n  colour: red\n", encoding="utf-8")
+        _wait_for(
+            lambda: _own_metric(cluster, "kubemetrics_adapter_rules_last_reload_successful") == 0,
+            "broken rules reported",
+        )
+        assert _direct(cluster, new_path, headers=ALICE).ok  # the last good rules stay
+        assert _own_metric(cluster, "kubemetrics_adapter_rules_generation") == 2
+        log = cluster.log.read_text(errors="replace")
+        assert "rules[0].colour: unknown field" in log
+        assert "rules[0].metricsQuery" in log  # every problem, not just the first
+    finally:
+        rules_file.write_text(original, encoding="utf-8")
+        _wait_for(lambda: _direct(cluster, old_path, headers=ALICE).ok, "original rules back")
+    assert _own_metric(cluster, "kubemetrics_adapter_rules_last_reload_successful") == 1
