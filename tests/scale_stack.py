@@ -621,3 +621,131 @@ def running_scale_stack(options: ScaleOptions) -> Iterator[ScaleStack]:
         yield stack
     finally:
         stack.stop()
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    """Outcome of a load run: latencies in seconds (from the scheduled send time), errors."""
+
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies) + len(self.errors)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def summary(self) -> str:
+        return (
+            f"{self.requests} requests in {self.seconds:.1f}s ({self.rate:.1f}/s ok), "
+            f"errors {len(self.errors)}, median {self.quantile(0.5) * 1000:.1f} ms, "
+            f"p99 {self.quantile(0.99) * 1000:.1f} ms, mix {self.by_kind}"
+        )
+
+
+def request_mix(stack: ScaleStack) -> list[tuple[str, str]]:
+    """(kind, path) in the proportions of the load: HPA 3, kubectl top 1, discovery 1."""
+    hpa = ("hpa", stack.hpa_path())
+    top = ("top", "/apis/metrics.k8s.io/v1beta1/pods")
+    discovery = ("discovery", "/apis/custom.metrics.k8s.io/v1beta2")
+    return [hpa, top, hpa, discovery, hpa]
+
+
+def _send(session: requests.Session, url: str) -> str | None:
+    """None when the answer is a 200 with JSON, else what went wrong."""
+    try:
+        response = session.get(url, timeout=30)
+    except requests.RequestException as err:
+        return f"{type(err).__name__}: {err}"
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    return None
+
+
+def closed_loop(
+    stack: ScaleStack, paths: list[tuple[str, str]], workers: int, seconds: float
+) -> LoadResult:
+    """``workers`` clients sending back to back for ``seconds``: the saturation throughput."""
+    result = LoadResult(seconds)
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker(offset: int) -> None:
+        session = stack.client()
+        index = offset
+        while time.monotonic() < deadline:
+            kind, path = paths[index % len(paths)]
+            index += 1
+            began = time.monotonic()
+            problem = _send(session, stack.adapter_url + path)
+            with lock:
+                result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
+                if problem is None:
+                    result.latencies.append(time.monotonic() - began)
+                else:
+                    result.errors.append(f"{kind}: {problem}")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 60)
+    return result
+
+
+def open_loop(
+    stack: ScaleStack, paths: list[tuple[str, str]], rate: float, seconds: float, workers: int = 16
+) -> LoadResult:
+    """Requests sent at a steady ``rate`` for ``seconds``; latency counts from the scheduled
+    send time, so a server that falls behind shows it (no coordinated omission)."""
+    result = LoadResult(seconds)
+    lock = threading.Lock()
+    total = int(rate * seconds)
+    start = time.monotonic() + 0.2
+    next_index = 0
+    sessions = threading.local()
+
+    def take() -> int | None:
+        nonlocal next_index
+        with lock:
+            if next_index >= total:
+                return None
+            next_index += 1
+            return next_index - 1
+
+    def worker() -> None:
+        sessions.session = stack.client()
+        while (index := take()) is not None:
+            scheduled = start + index / rate
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            kind, path = paths[index % len(paths)]
+            problem = _send(sessions.session, stack.adapter_url + path)
+            with lock:
+                result.by_kind[kind] = result.by_kind.get(kind, 0) + 1
+                if problem is None:
+                    result.latencies.append(time.monotonic() - scheduled)
+                else:
+                    result.errors.append(f"{kind}: {problem}")
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 120)
+    return result
