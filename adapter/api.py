@@ -100,6 +100,9 @@ def create_app(
     ops = operations if operations is not None else Operations()
     app = Flask("kubemetrics_adapter")
     app.url_map.strict_slashes = False
+    # Werkzeug answers "a//b" (also a decoded "%2F" segment) with an HTML 308 redirect; clients of
+    # an aggregated API expect a Status, so such paths are simply not found.
+    app.url_map.merge_slashes = False
     # Flask's JSON provider is not used for bodies: encode_json keeps the builders' key order.
 
     def served(group: str) -> bool:
