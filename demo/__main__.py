@@ -38,7 +38,7 @@ INSTALL_HINTS = {
     ),
     "kubectl": (
         "kubectl is not installed. Install it from the Kubernetes package repository, see\n"
-        "  https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (any 1.28+ works)"
+        "  https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/ (tested with 1.32)"
     ),
 }
 
