@@ -181,8 +181,16 @@ def _explain(args: argparse.Namespace) -> int:
     )
 
 
+# prometheus-adapter's Helm chart starts its args with the binary's path; with an image whose
+# entrypoint is kubemetrics-adapter that path arrives as the first argument.
+PROMETHEUS_ADAPTER_BINARY = "/adapter"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == [PROMETHEUS_ADAPTER_BINARY]:
+        arguments = arguments[1:]
+    args = build_parser().parse_args(arguments)
     if args.command == "explain":
         return _explain(args)
     return run_serve(args)

@@ -2,8 +2,14 @@
 
 Flags follow prometheus-adapter's where they mean the same (``--config``, ``--prometheus-url``,
 ``--secure-port``, ``--cert-dir``, ``--requestheader-*``, ``--metrics-relist-interval``,
-``--lister-kubeconfig``, ...). ``settings_from_args`` checks everything at once and
-``run_serve`` prints every problem and exits 2 before anything starts.
+``--lister-kubeconfig``, ...), including the generic apiserver's and klog's that its
+Deployments pass: ``--v``/``-v`` (≥ 4 is debug; an explicit ``--log-level`` wins),
+``--logtostderr`` (we always log to stderr), ``--tls-min-version``, ``--tls-cipher-suites``,
+``--authorization-always-allow-paths``, ``--disable-http2`` (accepted; we serve HTTP/1.1 only),
+and ``--prometheus-auth-incluster`` / ``--prometheus-auth-config``, which become the token file
+and CA (and client certificate) of ``PrometheusSettings`` the way prometheus-adapter builds its
+client from them. ``settings_from_args`` checks everything at once and ``run_serve`` prints
+every problem and exits 2 before anything starts.
 
 Wiring, per gunicorn worker (after the fork, so threads and connection pools are the
 worker's own): Kubernetes client → watch caches and discovery-backed resource catalog →
@@ -22,6 +28,7 @@ server started with.) No exceptions of its own: problems become messages and exi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import threading
@@ -32,11 +39,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from adapter.api import ApiSettings, create_app
 from adapter.auth import (
+    DEFAULT_ALWAYS_ALLOW_PATHS,
     AuthConfigError,
     Authenticator,
     AuthMiddleware,
@@ -73,13 +82,17 @@ from adapter.providers import (
 from adapter.reload import DEFAULT_POLL_INTERVAL_SECONDS, RulesReloader
 from adapter.resources import ResourceCatalog
 from adapter.rules import CompiledConfig, compile_config
-from adapter.tls import TLSConfigError, ensure_serving_certificate
+from adapter.tls import TLSConfigError, TLSPolicy, ensure_serving_certificate, tls_policy_from_flags
 from adapter.wsgi_server import AdapterServer, ServerOptions
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_CERT_DIR = "/tmp/kubemetrics-adapter/certs"  # noqa: S108 - upstream's default is relative
 CACHE_SYNC_TIMEOUT_SECONDS = 60.0
+# What client-go's in-cluster config reads; --prometheus-auth-incluster uses the same files.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# klog's convention: --v=4 is "debug level verbosity" (the Helm chart's default).
+KLOG_DEBUG_VERBOSITY = 4
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,8 @@ class ServeSettings:
     threads: int = 8
     log_level: str = "info"
     extra_serving_names: tuple[str, ...] = field(default=())
+    tls_policy: TLSPolicy = field(default_factory=TLSPolicy)
+    always_allow_paths: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW_PATHS
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,6 +148,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     rules.add_argument("--prometheus-client-tls-cert-file", help="client certificate")
     rules.add_argument("--prometheus-client-tls-key-file", help="client key")
     rules.add_argument(
+        "--prometheus-auth-incluster",
+        type=go_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="authenticate to Prometheus with the pod's service-account token and CA",
+    )
+    rules.add_argument(
+        "--prometheus-auth-config",
+        metavar="KUBECONFIG",
+        help="kubeconfig whose current context's CA, token file and client certificate are used"
+        " for Prometheus (not its server)",
+    )
+    rules.add_argument(
         "--metrics-relist-interval", default="1m", help="metric discovery period (default 1m)"
     )
     rules.add_argument("--metrics-max-age", help="look-back of discovery (default: interval)")
@@ -154,7 +184,48 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serving.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     serving.add_argument("--threads", type=int, default=8, help="threads per worker")
-    serving.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    serving.add_argument(
+        "--tls-min-version",
+        metavar="VERSION",
+        help="lowest TLS version served: VersionTLS12 (default) or VersionTLS13",
+    )
+    serving.add_argument(
+        "--tls-cipher-suites",
+        metavar="LIST",
+        help="comma-separated TLS 1.2 cipher suites, Go/IANA names"
+        " (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,...); default: OpenSSL's",
+    )
+    serving.add_argument(
+        "--disable-http2",
+        type=go_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="accepted for prometheus-adapter compatibility; HTTP/2 is never served",
+    )
+    serving.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning"),
+        help="default: info, or debug with --v=4 or more",
+    )
+    serving.add_argument(
+        "-v",
+        "--v",
+        dest="verbosity",
+        type=int,
+        metavar="LEVEL",
+        help="klog verbosity (prometheus-adapter's flag): 4 or more logs at debug level",
+    )
+    serving.add_argument(
+        "--logtostderr",
+        type=go_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help="klog's flag, accepted when true: logs always go to stderr",
+    )
     auth = parser.add_argument_group("authentication and cluster access")
     auth.add_argument(
         "--requestheader-client-ca-file",
@@ -171,6 +242,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--lister-kubeconfig", help="kubeconfig for watches and lists")
     auth.add_argument("--authentication-kubeconfig", help="kubeconfig for TokenReviews")
     auth.add_argument("--authorization-kubeconfig", help="kubeconfig for SubjectAccessReviews")
+    auth.add_argument(
+        "--authorization-always-allow-paths",
+        metavar="PATHS",
+        help="comma-separated paths served without authentication or authorization; a trailing"
+        f" * matches a prefix (default: {','.join(DEFAULT_ALWAYS_ALLOW_PATHS)})",
+    )
+
+
+def go_bool(text: str) -> bool:
+    """A boolean flag value as Go's strconv.ParseBool reads it (``--flag=false``)."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true or false)")
 
 
 def _duration(flag: str, text: str | None, problems: list[str]) -> timedelta | None:
@@ -192,8 +278,192 @@ def _existing_file(flag: str, text: str | None, problems: list[str]) -> Path | N
     return path
 
 
-def settings_from_args(args: argparse.Namespace) -> tuple[ServeSettings | None, list[str]]:
-    """Validated settings, or None and every problem found."""
+@dataclass(frozen=True)
+class PrometheusAuth:
+    """Credentials for Prometheus from ``--prometheus-auth-incluster`` / ``-auth-config``."""
+
+    bearer_token_file: str | None = None
+    ca_file: str | None = None
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
+    insecure_skip_tls_verify: bool = False
+
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """(what, path) of every file these credentials name."""
+        named = (
+            ("token file", self.bearer_token_file),
+            ("CA", self.ca_file),
+            ("client certificate", self.client_cert_file),
+            ("client key", self.client_key_file),
+        )
+        return tuple((what, path) for what, path in named if path is not None)
+
+
+# Kubeconfig keys that hold credentials inline or run something; PrometheusSettings takes files.
+_UNSUPPORTED_USER_KEYS = {
+    "token": "tokenFile",
+    "client-certificate-data": "client-certificate",
+    "client-key-data": "client-key",
+    "username": None,
+    "password": None,
+    "exec": None,
+    "auth-provider": None,
+}
+
+
+def _named_entry(entries: object, name: str, kind: str) -> dict[str, Any] | None:
+    if not isinstance(entries, list):
+        return None
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            body = entry.get(kind)
+            return body if isinstance(body, dict) else {}
+    return None
+
+
+def prometheus_auth_from_kubeconfig(text: str, source: Path) -> tuple[PrometheusAuth, list[str]]:
+    """The current context's cluster CA and user credentials, as prometheus-adapter's
+    ``--prometheus-auth-config`` uses them (its server is ignored: --prometheus-url is used).
+    Relative paths are relative to the kubeconfig, as in client-go. Pure: no file is read."""
+    where = f"--prometheus-auth-config {str(source)!r}"
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        return PrometheusAuth(), [f"{where}: not YAML ({err})"]
+    if not isinstance(document, dict):
+        return PrometheusAuth(), [f"{where}: not a kubeconfig (expected a mapping)"]
+    contexts = document.get("contexts")
+    context_name = document.get("current-context")
+    if not context_name and isinstance(contexts, list) and len(contexts) == 1:
+        context_name = contexts[0].get("name") if isinstance(contexts[0], dict) else None
+    if not context_name:
+        return PrometheusAuth(), [f"{where}: no current-context"]
+    context = _named_entry(contexts, str(context_name), "context")
+    if context is None:
+        return PrometheusAuth(), [f"{where}: context {context_name!r} is not defined"]
+    problems: list[str] = []
+    cluster: dict[str, Any] = {}
+    user: dict[str, Any] = {}
+    for kind, plural, target in (("cluster", "clusters", cluster), ("user", "users", user)):
+        name = context.get(kind)
+        if name is None:
+            continue
+        entry = _named_entry(document.get(plural), str(name), kind)
+        if entry is None:
+            problems.append(f"{where}: {kind} {name!r} of context {context_name!r} is not defined")
+        else:
+            target.update(entry)
+
+    def path_of(key: str, entry: dict[str, Any]) -> str | None:
+        value = entry.get(key)
+        if value is None or value == "":
+            return None
+        return str(source.parent / str(value))
+
+    if "certificate-authority-data" in cluster:
+        problems.append(
+            f"{where}: cluster key certificate-authority-data is not supported;"
+            " give the CA as a file with certificate-authority"
+        )
+    for key, instead in _UNSUPPORTED_USER_KEYS.items():
+        if key in user:
+            hint = f"; use {instead} (a file)" if instead else ""
+            problems.append(f"{where}: user key {key} is not supported{hint}")
+    return (
+        PrometheusAuth(
+            bearer_token_file=path_of("tokenFile", user),
+            ca_file=path_of("certificate-authority", cluster),
+            client_cert_file=path_of("client-certificate", user),
+            client_key_file=path_of("client-key", user),
+            insecure_skip_tls_verify=cluster.get("insecure-skip-tls-verify") is True,
+        ),
+        problems,
+    )
+
+
+def _prometheus_auth(
+    args: argparse.Namespace, service_account_dir: Path, problems: list[str]
+) -> PrometheusAuth:
+    """Credentials from the two auth flags; problems are added, with the flag named."""
+    incluster, auth_config = args.prometheus_auth_incluster, args.prometheus_auth_config
+    if incluster and auth_config:
+        problems.append(
+            "--prometheus-auth-incluster and --prometheus-auth-config cannot be used together"
+        )
+        return PrometheusAuth()
+    if not (incluster or auth_config):
+        return PrometheusAuth()
+    flag = "--prometheus-auth-incluster" if incluster else "--prometheus-auth-config"
+    if args.prometheus_ca_file:
+        # prometheus-adapter then builds its client from the CA file alone and silently drops
+        # the credentials these flags name; say so instead of guessing which one was meant.
+        problems.append(
+            f"{flag} and --prometheus-ca-file cannot be used together (prometheus-adapter"
+            f" ignores {flag} when --prometheus-ca-file is set); use --prometheus-ca-file with"
+            " --prometheus-token-file instead"
+        )
+        return PrometheusAuth()
+    if incluster:
+        auth = PrometheusAuth(
+            bearer_token_file=str(service_account_dir / "token"),
+            ca_file=str(service_account_dir / "ca.crt"),
+        )
+    else:
+        path = Path(auth_config)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(f"--prometheus-auth-config {auth_config!r}: cannot read ({err})")
+            return PrometheusAuth()
+        auth, found = prometheus_auth_from_kubeconfig(text, path)
+        problems += found
+        if found:
+            return PrometheusAuth()
+    missing = [f"{what} {path}" for what, path in auth.files() if not Path(path).is_file()]
+    if missing:
+        hint = " (not running in a pod?)" if incluster else ""
+        problems.append(f"{flag}: no readable {', '.join(missing)}{hint}")
+        return PrometheusAuth()
+    return auth
+
+
+def _always_allow_paths(text: str | None, problems: list[str]) -> tuple[str, ...]:
+    """As the generic apiserver reads it: a leading / is optional, * only at the end."""
+    if text is None:
+        return DEFAULT_ALWAYS_ALLOW_PATHS
+    paths: list[str] = []
+    for part in (item.strip() for item in text.split(",")):
+        if not part:
+            continue
+        if "*" in part[:-1]:
+            problems.append(
+                f"--authorization-always-allow-paths {part!r}: only a trailing * is allowed"
+            )
+            continue
+        paths.append(part if part.startswith("/") else "/" + part)
+    return tuple(paths)
+
+
+def _log_level(args: argparse.Namespace, problems: list[str]) -> str:
+    if args.verbosity is not None and args.verbosity < 0:
+        problems.append(f"--v must be 0 or more, got {args.verbosity}")
+    if args.logtostderr is False:
+        problems.append(
+            "--logtostderr=false (klog's log files) is not supported: kubemetrics-adapter"
+            " always logs to stderr"
+        )
+    if args.log_level is not None:
+        return str(args.log_level)
+    if args.verbosity is not None and args.verbosity >= KLOG_DEBUG_VERBOSITY:
+        return "debug"
+    return "info"
+
+
+def settings_from_args(
+    args: argparse.Namespace, service_account_dir: Path = SERVICE_ACCOUNT_DIR
+) -> tuple[ServeSettings | None, list[str]]:
+    """Validated settings, or None and every problem found. ``service_account_dir`` is where
+    ``--prometheus-auth-incluster`` finds the pod's token and CA."""
     problems: list[str] = []
     if not args.config:
         problems.append("--config is required (the rules file)")
@@ -210,14 +480,18 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ServeSettings | None, 
     except PrometheusConfigError as err:
         problems.append(str(err))
         headers = ()
+    auth = _prometheus_auth(args, service_account_dir, problems)
+    # An explicit --prometheus-token-file wins over the auth flags' token, as upstream's
+    # bearer round tripper wraps whichever client those flags built.
     prometheus = PrometheusSettings(
         url=args.prometheus_url or "http://invalid",
         timeout=timeout.total_seconds() if timeout else 30.0,
         verb=args.prometheus_verb,
-        bearer_token_file=args.prometheus_token_file,
-        ca_file=args.prometheus_ca_file,
-        client_cert_file=args.prometheus_client_tls_cert_file,
-        client_key_file=args.prometheus_client_tls_key_file,
+        bearer_token_file=args.prometheus_token_file or auth.bearer_token_file,
+        ca_file=args.prometheus_ca_file or auth.ca_file,
+        client_cert_file=args.prometheus_client_tls_cert_file or auth.client_cert_file,
+        client_key_file=args.prometheus_client_tls_key_file or auth.client_key_file,
+        insecure_skip_tls_verify=auth.insecure_skip_tls_verify,
         headers=headers,
     )
     if args.prometheus_url:
@@ -254,6 +528,10 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ServeSettings | None, 
     }
     for flag in ("--tls-cert-file", "--tls-private-key-file"):
         _existing_file(flag, getattr(args, flag[2:].replace("-", "_")), problems)
+    tls_policy, tls_problems = tls_policy_from_flags(args.tls_min_version, args.tls_cipher_suites)
+    problems += tls_problems
+    always_allow_paths = _always_allow_paths(args.authorization_always_allow_paths, problems)
+    log_level = _log_level(args, problems)
     if problems or config_file is None:
         return None, problems
     return (
@@ -279,7 +557,9 @@ def settings_from_args(args: argparse.Namespace) -> tuple[ServeSettings | None, 
             config_reload_interval=reload_interval or ServeSettings.config_reload_interval,
             workers=args.workers,
             threads=args.threads,
-            log_level=args.log_level,
+            log_level=log_level,
+            tls_policy=tls_policy,
+            always_allow_paths=always_allow_paths,
         ),
         [],
     )
@@ -428,7 +708,10 @@ def build_worker(
     )
     authorizer = Authorizer(KubeAccessReviewer(kube_api_client(settings.authorization_kubeconfig)))
     return Wiring(
-        AuthMiddleware(app.wsgi_app, authenticator, authorizer), cache, discovery, reloader
+        AuthMiddleware(app.wsgi_app, authenticator, authorizer, settings.always_allow_paths),
+        cache,
+        discovery,
+        reloader,
     )
 
 
@@ -459,8 +742,11 @@ def run_serve(args: argparse.Namespace) -> int:
         # text is what a worker starts from should the file break later.
         startup_rules = _read_rules(settings.config_file)
         load_config(startup_rules, str(settings.config_file))
-        serving = ensure_serving_certificate(
-            settings.tls_cert_file, settings.tls_private_key_file, settings.cert_dir
+        serving = dataclasses.replace(
+            ensure_serving_certificate(
+                settings.tls_cert_file, settings.tls_private_key_file, settings.cert_dir
+            ),
+            policy=settings.tls_policy,
         )
         request_header = _request_header_source(settings)
     except ConfigError as err:

@@ -11,6 +11,11 @@ and a client certificate from any other CA fails the handshake (Go's apiserver w
 connection and treat the request as unauthenticated instead). The context is rebuilt when the CA
 bundle changes, e.g. after the extension-apiserver-authentication ConfigMap rotates it.
 
+``--tls-min-version`` and ``--tls-cipher-suites`` take the generic apiserver's Go names
+(``VersionTLS13``, ``TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256``); ``tls_policy_from_flags`` turns
+them into a ``TLSPolicy`` (OpenSSL names) or names every value it cannot honour. As in Go, the
+list applies to TLS 1.2 only: TLS 1.3 suites are not configurable and their names are accepted.
+
 Exceptions::
 
     TLSConfigError   a certificate or key that cannot be used; the message names the file
@@ -44,10 +49,128 @@ class TLSConfigError(Exception):
     """A serving certificate or key cannot be used; the message says which file and why."""
 
 
+# Go's tls.VersionName spellings, as --tls-min-version takes them. TLS 1.0 and 1.1 are known so
+# the error can say why they are refused rather than that they do not exist.
+TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
+    "VersionTLS10": ssl.TLSVersion.TLSv1,
+    "VersionTLS11": ssl.TLSVersion.TLSv1_1,
+    "VersionTLS12": ssl.TLSVersion.TLSv1_2,
+    "VersionTLS13": ssl.TLSVersion.TLSv1_3,
+}
+LOWEST_SERVED_VERSION = ssl.TLSVersion.TLSv1_2
+
+# Go / IANA cipher suite name → OpenSSL name, for every name the generic apiserver's
+# --tls-cipher-suites accepts (Go's CipherSuites() and InsecureCipherSuites(), plus the legacy
+# CHACHA20 spellings kube-prometheus still passes). None: a TLS 1.3 suite, always enabled.
+GO_CIPHER_SUITES: dict[str, str | None] = {
+    "TLS_AES_128_GCM_SHA256": None,
+    "TLS_AES_256_GCM_SHA384": None,
+    "TLS_CHACHA20_POLY1305_SHA256": None,
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "DES-CBC3-SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": "ECDHE-RSA-DES-CBC3-SHA",
+    "TLS_RSA_WITH_RC4_128_SHA": "RC4-SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA": "ECDHE-RSA-RC4-SHA",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA": "ECDHE-ECDSA-RC4-SHA",
+}
+
+
+@dataclass(frozen=True)
+class TLSPolicy:
+    """Protocol floor and TLS 1.2 cipher suites (OpenSSL names; empty: OpenSSL's defaults)."""
+
+    min_version: ssl.TLSVersion = LOWEST_SERVED_VERSION
+    cipher_suites: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class ServingCertificate:
+    """What the server presents, and the TLS policy it serves with."""
+
     cert_file: Path
     key_file: Path
+    policy: TLSPolicy = TLSPolicy()
+
+
+def _openssl_supports(cipher: str) -> bool:
+    # Builds without RC4/3DES (OpenSSL 3 by default) reject the name here rather than at serving.
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(cipher)
+    except ssl.SSLError:
+        return False
+    return True
+
+
+def tls_policy_from_flags(
+    min_version: str | None, cipher_suites: str | None
+) -> tuple[TLSPolicy, list[str]]:
+    """``--tls-min-version`` / ``--tls-cipher-suites`` (Go names) → a policy and every problem."""
+    problems: list[str] = []
+    version = LOWEST_SERVED_VERSION
+    if min_version:
+        known = TLS_VERSIONS.get(min_version)
+        if known is None:
+            problems.append(
+                f"--tls-min-version {min_version!r} is not one of {', '.join(TLS_VERSIONS)}"
+            )
+        elif known < LOWEST_SERVED_VERSION:
+            problems.append(
+                f"--tls-min-version {min_version!r}: kubemetrics-adapter serves TLS 1.2 or newer"
+                " (use VersionTLS12 or VersionTLS13)"
+            )
+        else:
+            version = known
+    openssl_names: list[str] = []
+    unknown: list[str] = []
+    unsupported: list[str] = []
+    for name in (part.strip() for part in (cipher_suites or "").split(",")):
+        if not name:
+            continue
+        if name not in GO_CIPHER_SUITES:
+            unknown.append(name)
+            continue
+        openssl_name = GO_CIPHER_SUITES[name]
+        if openssl_name is None:
+            continue
+        if not _openssl_supports(openssl_name):
+            unsupported.append(name)
+        elif openssl_name not in openssl_names:
+            openssl_names.append(openssl_name)
+    if unknown:
+        problems.append(
+            f"--tls-cipher-suites: unknown cipher suite(s) {', '.join(unknown)}"
+            " (use Go/IANA names such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"
+        )
+    if unsupported:
+        problems.append(
+            f"--tls-cipher-suites: not supported by this server's OpenSSL ({ssl.OPENSSL_VERSION}):"
+            f" {', '.join(unsupported)}"
+        )
+    only_tls13_names = not (openssl_names or unknown or unsupported)
+    if cipher_suites and only_tls13_names and version < ssl.TLSVersion.TLSv1_3:
+        problems.append(
+            "--tls-cipher-suites lists only TLS 1.3 suites, which leaves TLS 1.2 clients"
+            " nothing to negotiate; add TLS 1.2 suites or use --tls-min-version=VersionTLS13"
+        )
+    return TLSPolicy(version, tuple(openssl_names)), problems
 
 
 @dataclass(frozen=True)
@@ -242,9 +365,12 @@ def check_key_pair(cert_file: Path, key_file: Path) -> None:
 
 
 def server_ssl_context(serving: ServingCertificate, client_ca_pem: str) -> ssl.SSLContext:
-    """TLS ≥ 1.2 server context; asks for (optional) client certs only when a CA is given."""
+    """Server context with ``serving.policy`` (TLS ≥ 1.2); asks for (optional) client certs
+    only when a CA is given."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = max(serving.policy.min_version, LOWEST_SERVED_VERSION)
+    if serving.policy.cipher_suites:
+        context.set_ciphers(":".join(serving.policy.cipher_suites))
     context.options |= ssl.OP_NO_COMPRESSION
     context.load_cert_chain(certfile=str(serving.cert_file), keyfile=str(serving.key_file))
     if client_ca_pem.strip():
