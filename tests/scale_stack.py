@@ -563,6 +563,14 @@ class ScaleStack:
         session.headers.update({"X-Remote-User": ADMIN_USER, "X-Remote-Group": "system:masters"})
         return session
 
+    def web_pods(self) -> int:
+        """How many pods the HPA selector matches (the model may place one fewer than asked)."""
+        return sum(
+            1
+            for pod in self.cluster.pods(time.time())
+            if pod.namespace == HPA_NAMESPACE and pod.labels.get("app") == "web"
+        )
+
     def hpa_path(self, metric: str = CUSTOM_CPU) -> str:
         return (
             f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{HPA_NAMESPACE}/pods/%2A/{metric}"
@@ -572,7 +580,7 @@ class ScaleStack:
     def wait_for_metrics(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Until the HPA request answers with every web pod (rates need two scrapes)."""
         session = self.client()
-        expected = self.options.web_replicas
+        expected = self.web_pods()
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
