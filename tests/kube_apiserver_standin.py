@@ -26,7 +26,6 @@ kubeconfig or ``api_client()`` at it.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import socket
 import ssl
@@ -37,13 +36,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl
 
 import trustme
 import yaml
 from kubernetes import client as kube_client
 
 from adapter.selectors import parse_label_selector
+from simcluster.apiserver import AggregatorProxy, FrontProxyIdentity, User
 
 TOKEN_REVIEWS_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 SUBJECT_ACCESS_REVIEWS_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
@@ -425,37 +425,27 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         target = state.proxy
         assert target is not None
-        # kube-aggregator: location.RawQuery = req.URL.Query().Encode() (sorted, form-encoded).
-        encoded = urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
         with state.lock:
             state.proxied.append((path, caller["username"]))
-        context = ssl.create_default_context(cafile=str(target.ca_file))
-        context.load_cert_chain(str(target.client_cert_file))
-        parts = urlsplit(target.url)
-        connection = http.client.HTTPSConnection(
-            parts.hostname or "127.0.0.1", parts.port, context=context, timeout=30
+        # The one aggregator implementation (query re-encoding, %2A, X-Remote-* lines).
+        proxy = AggregatorProxy(
+            FrontProxyIdentity(target.client_cert_file),
+            backend_url=target.url,
+            backend_ca_file=target.ca_file,
         )
-        try:
-            connection.putrequest("GET", path + (f"?{encoded}" if encoded else ""))
-            connection.putheader("Accept", self.headers.get("Accept", "*/*"))
-            connection.putheader("X-Remote-User", caller["username"])
-            for group in [*caller.get("groups", []), "system:authenticated"]:
-                connection.putheader("X-Remote-Group", group)
-            connection.endheaders()
-            response = connection.getresponse()
-            body = response.read()
-            content_type = response.getheader("Content-Type", "application/json")
-            code = response.status
-        except OSError:
-            body = b"service unavailable\n"
-            content_type, code = "text/plain; charset=utf-8", 503
-        finally:
-            connection.close()
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        response = proxy.forward(
+            "GET",
+            path,
+            query,
+            dict(self.headers.items()),
+            b"",
+            User(caller["username"], tuple(caller.get("groups", []))),
+        )
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(response.body)
 
     def do_POST(self) -> None:
         if not self._authorized():
