@@ -29,6 +29,7 @@ import base64
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -553,6 +554,13 @@ class _StandinHTTPServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = state
         self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients (kubectl, the kubernetes client) drop keep-alive connections mid-handshake or
+        # at exit; the default handler prints each as a traceback on stderr.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
 
 class KubeApiserverStandin:
