@@ -705,6 +705,10 @@ def test_dockerfile_builds_from_repository_files_and_runs_as_the_manifests_user(
         assert (REPO_ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
     final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
     assert f"USER {NON_ROOT_USER}:{NON_ROOT_USER}" in final_stage
+    # A prometheus-adapter Deployment runs unchanged: its args either start with /adapter (Helm
+    # chart) or are flags only (kube-prometheus), for an image whose entrypoint is the adapter.
+    assert 'ENTRYPOINT ["kubemetrics-adapter"]' in final_stage
+    assert any("ln -s" in line and line.rstrip().endswith(" /adapter") for line in final_stage)
     pyproject = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
     for program in PROGRAMS:
         assert re.search(rf"^{program} = ", pyproject, re.MULTILINE), program
