@@ -61,6 +61,7 @@ from adapter.promql import (
     plan_external_query,
     plan_node_resource_queries,
     plan_pod_resource_queries,
+    query_context,
     quote_string,
     selector_matchers,
     validate_label_name,
@@ -330,13 +331,7 @@ def _unresolved_context(
             matchers.append(label_matcher(namespace_label, "!=", ""))
     matchers.append(label_matcher(validate_label_name(resource_label), "!=", ""))
     groups = [validate_label_name(g, "group-by label") for g in group_by]
-    return QueryContext(
-        Series=series,
-        LabelMatchers=",".join(matchers),
-        LabelValuesByName=values,
-        GroupBy=",".join(groups),
-        GroupBySlice=groups,
-    )
+    return query_context(series, matchers, values, groups)
 
 
 def _unresolved_step(

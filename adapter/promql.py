@@ -50,6 +50,7 @@ __all__ = [
     "plan_node_resource_queries",
     "plan_pod_resource_queries",
     "pod_resource_query_context",
+    "query_context",
     "quote_regex_literal",
     "quote_string",
     "requirement_matcher",
@@ -89,6 +90,20 @@ class QueryContext(TypedDict):
 
 RenderQuery = Callable[[QueryContext], str]
 """A compiled ``metricsQuery`` / ``containerQuery`` / ``nodeQuery`` template."""
+
+
+def query_context(
+    series: str, matchers: Sequence[str], values: dict[str, str], group_by: Sequence[str]
+) -> QueryContext:
+    """The template arguments from already escaped matchers and validated group-by labels."""
+    groups = list(group_by)
+    return QueryContext(
+        Series=series,
+        LabelMatchers=",".join(matchers),
+        LabelValuesByName=values,
+        GroupBy=",".join(groups),
+        GroupBySlice=groups,
+    )
 
 
 # --- quoting -----------------------------------------------------------------------------------
@@ -296,13 +311,7 @@ def custom_query_context(
     matchers.append(_names_matcher(resource_label, names))
     values[resource_label] = _string_body("|".join(names))
     group_by = [resource_label, *(validate_label_name(g, "group-by label") for g in extra_group_by)]
-    return QueryContext(
-        Series=series,
-        LabelMatchers=",".join(matchers),
-        LabelValuesByName=values,
-        GroupBy=",".join(group_by),
-        GroupBySlice=group_by,
-    )
+    return query_context(series, matchers, values, group_by)
 
 
 def external_query_context(
@@ -325,13 +334,7 @@ def external_query_context(
         matchers.append(matcher)
         values[ns_label] = _string_body(namespace)
     groups = [validate_label_name(g, "group-by label") for g in group_by]
-    return QueryContext(
-        Series=series,
-        LabelMatchers=",".join(matchers),
-        LabelValuesByName=values,
-        GroupBy=",".join(groups),
-        GroupBySlice=groups,
-    )
+    return query_context(series, matchers, values, groups)
 
 
 def pod_resource_query_context(
@@ -383,13 +386,7 @@ def _namespace_only_context(
     # The resource label must still be present for the result to be mapped back to objects.
     matchers.append(label_matcher(resource_label, "!=", ""))
     group_by = [resource_label, *(validate_label_name(g, "group-by label") for g in extra_group_by)]
-    return QueryContext(
-        Series=series,
-        LabelMatchers=",".join(matchers),
-        LabelValuesByName=values,
-        GroupBy=",".join(group_by),
-        GroupBySlice=group_by,
-    )
+    return query_context(series, matchers, values, group_by)
 
 
 # --- query plans within a byte budget ----------------------------------------------------------
