@@ -86,12 +86,13 @@ def measure(pods: int, prometheus: str, workdir: Path) -> str:
         ).json()
         queries = [step["query"] for step in explained["queries"]]
         hpa_url = stack.adapter_url + stack.hpa_path()
+        matching = stack.web_pods()
         for _ in range(WARMUP):
-            through_adapter(adapter, hpa_url, stack.web_pods())
+            through_adapter(adapter, hpa_url, matching)
             direct(plain, stack.prometheus_url, queries)
         adapter_times, direct_times = [], []
         for _ in range(repeats_for(pods)):
-            adapter_times.append(through_adapter(adapter, hpa_url, stack.web_pods()))
+            adapter_times.append(through_adapter(adapter, hpa_url, matching))
             direct_times.append(direct(plain, stack.prometheus_url, queries))
     a50, a99 = statistics.median(adapter_times), quantile(adapter_times, 0.99)
     d50, d99 = statistics.median(direct_times), quantile(direct_times, 0.99)

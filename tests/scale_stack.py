@@ -564,12 +564,19 @@ class ScaleStack:
         return session
 
     def web_pods(self) -> int:
-        """How many pods the HPA selector matches (the model may place one fewer than asked)."""
-        return sum(
-            1
-            for pod in self.cluster.pods(time.time())
-            if pod.namespace == HPA_NAMESPACE and pod.labels.get("app") == "web"
+        """How many pods the HPA selector matches, as the API server lists them now."""
+        api = self.api
+        session = requests.Session()
+        session.trust_env = False
+        response = session.get(
+            f"{api.url}/api/v1/namespaces/{HPA_NAMESPACE}/pods",
+            params={"labelSelector": "app=web"},
+            headers={"Authorization": f"Bearer {api.credentials.admin_token}"},
+            verify=str(api.ca_file),
+            timeout=60,
         )
+        response.raise_for_status()
+        return len(response.json()["items"])
 
     def hpa_path(self, metric: str = CUSTOM_CPU) -> str:
         return (

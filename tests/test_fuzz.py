@@ -209,6 +209,9 @@ class RecordingPrometheus:
     def label_values(self, *_: object, **__: object) -> list[str]:
         return []
 
+    def label_names(self, *_: object, **__: object) -> list[str]:
+        return []
+
 
 @dataclass
 class FuzzAdapter:
