@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint format demo bench golden clean
+.PHONY: test lint format demo install-prometheus bench golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,22 @@ format: $(STAMP)
 golden: $(STAMP)
 	$(BIN)/pytest --update-golden $(PYTEST_ARGS)
 
+# The demo needs a Prometheus binary: on Debian it is installed when missing (as root, or through
+# sudo when that needs no password); otherwise the demo itself says how to install it.
 demo: $(STAMP)
+	@command -v prometheus >/dev/null 2>&1 || $(MAKE) --no-print-directory install-prometheus
 	$(BIN)/python -m demo
+
+install-prometheus:
+	@if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "no apt-get here: install Prometheus (2.x) yourself"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus; \
+	elif sudo -n true 2>/dev/null; then \
+	  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus; \
+	else \
+	  echo "Prometheus is missing: sudo apt-get install -y prometheus"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
