@@ -126,9 +126,9 @@ def main(argv: list[str]) -> int:
             rss = process_tree_rss_mib(stack.adapter.pid)
     print(
         "| pods | kubectl top pod -A median s (max) | adapter request median s | "
-        "its Prometheus queries median s | items | queries |"
+        "its Prometheus queries median s | items | queries | adapter RSS MiB |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     print(
         f"| {args.pods:,} | **{statistics.median(top_times):.2f}** ({max(top_times):.2f}) | "
         f"{statistics.median(adapter_times):.2f} | {statistics.median(prometheus_times):.2f} | "
