@@ -74,6 +74,7 @@ def measure(pods: int, prometheus: str, workdir: Path) -> str:
         scrape_interval=10,
         prometheus_timeout="30s",
         relist_interval="30s",
+        fault_proxy=False,
         workers=1,
         threads=8,
     )

@@ -47,6 +47,7 @@ def main(argv: list[str]) -> int:
             scrape_interval=10,
             prometheus_timeout="30s",
             relist_interval="30s",
+            fault_proxy=False,
             workers=args.workers,
             threads=8,
         )

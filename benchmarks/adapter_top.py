@@ -93,6 +93,7 @@ def main(argv: list[str]) -> int:
             scrape_interval=10,
             prometheus_timeout="30s",
             relist_interval="30s",
+            fault_proxy=False,
         )
         with ScaleStack(options) as stack:
             api = stack.api

@@ -182,6 +182,12 @@ class FaultProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out as separate writes; without TCP_NODELAY the body
+                # waits for the client's delayed ACK (40 ms on Linux) on every answer.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def _answer(self, code: int, body: bytes) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -333,6 +339,8 @@ class ScaleOptions:
     relist_interval: str = "5s"
     rules_file: Path = DEFAULT_RULES
     extra_adapter_args: tuple[str, ...] = ()
+    # False: the adapter talks to Prometheus directly (benchmarks); the fault proxy is unused.
+    fault_proxy: bool = True
 
 
 class ScaleStack:
@@ -519,7 +527,7 @@ class ScaleStack:
                 "--config",
                 str(self.rules_file),
                 "--prometheus-url",
-                self.proxy.url,
+                self.proxy.url if self.options.fault_proxy else self.prometheus_url,
                 "--prometheus-timeout",
                 self.options.prometheus_timeout,
                 "--metrics-relist-interval",
