@@ -404,7 +404,7 @@ def assert_adapter_safe(
     adapter: FuzzAdapter, server: PrometheusServer, route: Route, baseline_shape: str | None
 ) -> None:
     status, queries = adapter.get(route.path, route.params)
-    assert status < 500, f"{route.path}?{route.params} answered {status}"
+    assert status // 100 in (2, 4), f"{route.path}?{route.params} answered {status}"
     event(f"HTTP {status}, {min(len(queries), 2)} queries checked in Prometheus")
     for query in queries:
         seen = understood(formatted_by_prometheus(server, query))
@@ -547,7 +547,7 @@ def test_resource_metrics_list_never_fails(
             [Expected("namespace", "=", equals(namespace), "namespace")],
         )
         status, queries = adapter.get(route.path, route.params)
-        assert status < 500, f"{route.path}?{params} answered {status}"
+        assert status // 100 in (2, 4), f"{route.path}?{params} answered {status}"
         for query in queries:
             seen = understood(formatted_by_prometheus(prometheus_server, query))
             for series, matchers in seen.selectors:
@@ -586,7 +586,7 @@ def test_any_path_answers_without_a_server_error(
     adapter.prometheus.queries.clear()
     response = adapter.client.get(path + "?" + quote(query, safe="=&%"))
     text = response.get_data(as_text=True)
-    assert response.status_code < 500, (path, query, text)
+    assert response.status_code // 100 in (2, 4), (path, query, text)
     body = response.get_json(silent=True)
     assert isinstance(body, dict), (path, text)
     assert "kind" in body, (path, text)
