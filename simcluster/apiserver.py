@@ -104,6 +104,8 @@ RESOURCES: Mapping[str, Resource] = {
 }
 WATCH_POLL_SECONDS = 0.2
 MAX_WATCH_SECONDS = 1800
+# How long kube-apiserver waits on a watch from a future resourceVersion (watch cache).
+TOO_LARGE_WAIT_SECONDS = 3.0
 
 
 class ApiserverError(RuntimeError):
@@ -1062,6 +1064,34 @@ class _Handler(BaseHTTPRequestHandler):
                         self._chunk({"type": "ADDED", "object": obj})
             elif version.isdigit():
                 revision = int(version)
+                if revision > store.revision:
+                    # A version this store never reached (e.g. from before a restart): like
+                    # kube-apiserver's watch cache, wait briefly, then answer "too large" so the
+                    # client relists instead of waiting forever.
+                    store.wait(store.revision, TOO_LARGE_WAIT_SECONDS)
+                if revision > store.revision:
+                    self._chunk(
+                        {
+                            "type": "ERROR",
+                            "object": status_body(
+                                504,
+                                "Timeout",
+                                f"Too large resource version: {revision}, "
+                                f"current: {store.revision}",
+                                {
+                                    "causes": [
+                                        {
+                                            "reason": "ResourceVersionTooLarge",
+                                            "message": "Too large resource version",
+                                        }
+                                    ],
+                                    "retryAfterSeconds": 1,
+                                },
+                            ),
+                        }
+                    )
+                    self._end_chunks()
+                    return
             else:
                 self._chunk(
                     {

@@ -30,6 +30,7 @@ import trustme
 
 from demo.stack import REPO_ROOT, Stack
 from simcluster.apiserver import (
+    TOO_LARGE_WAIT_SECONDS,
     AggregatorProxy,
     FrontProxyIdentity,
     SimApiserver,
@@ -451,6 +452,22 @@ def test_standin_watch_from_a_compacted_version_is_410_expired(
     events = [json.loads(line) for line in response.iter_lines() if line]
     assert [e["type"] for e in events] == ["ERROR"]
     assert (events[0]["object"]["code"], events[0]["object"]["reason"]) == (410, "Expired")
+
+
+def test_standin_watch_from_a_future_version_is_too_large(
+    standin: tuple[SimApiserver, FakeClock],
+) -> None:
+    """A client resuming with a version from before an apiserver restart must be told to relist."""
+    api, _ = standin
+    future = api.store.revision + 1000
+    started = time.monotonic()
+    response = _get(api, f"/api/v1/pods?watch=true&resourceVersion={future}", stream=True)
+    events = [json.loads(line) for line in response.iter_lines() if line]
+    assert time.monotonic() - started < TOO_LARGE_WAIT_SECONDS + 2
+    assert [e["type"] for e in events] == ["ERROR"]
+    status = events[0]["object"]
+    assert (status["code"], status["reason"]) == (504, "Timeout")
+    assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
 
 
 def test_standin_reviews_answer_with_the_policy(standin: tuple[SimApiserver, FakeClock]) -> None:
