@@ -150,8 +150,11 @@ def quote_string(value: str) -> str:
     Same output as Go's ``strconv.Quote`` (prometheus-adapter's ``%q``) for valid text, except
     that U+FFFD is written ``\\ufffd``. Lone surrogates (undecodable bytes) become ``\\xNN``.
     """
-    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-        return f'"{value}"'
+    if value.isascii() and value.isprintable():
+        # Printable ASCII needs only two escapes; this path carries every regex of names.
+        if '"' not in value and "\\" not in value:
+            return f'"{value}"'
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return '"' + "".join(_escape_char(c) for c in value) + '"'
 
 
@@ -160,7 +163,9 @@ def _string_body(value: str) -> str:
     return quote_string(value)[1:-1]
 
 
-_REGEX_METACHARACTERS = frozenset("\\.+*?()|[]{}^$")
+_REGEX_METACHARACTERS = "\\.+*?()|[]{}^$"
+_REGEX_METACHARACTER = re.compile("[" + re.escape(_REGEX_METACHARACTERS) + "]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def quote_regex_literal(value: str) -> str:
@@ -171,11 +176,13 @@ def quote_regex_literal(value: str) -> str:
     surrogates (bytes that were not UTF-8) is refused: RE2 rejects invalid UTF-8, and such a
     value can never equal a Prometheus label value anyway.
     """
-    if any(ord(c) in _SURROGATES for c in value):
+    if not value.isascii() and _SURROGATE.search(value):
         raise PromQLError(
             f"value {value!r} is not valid UTF-8 and cannot be matched by a regular expression"
         )
-    return "".join("\\" + c if c in _REGEX_METACHARACTERS else c for c in value)
+    if _REGEX_METACHARACTER.search(value) is None:  # most names: nothing to escape, no copy
+        return value
+    return _REGEX_METACHARACTER.sub(r"\\\g<0>", value)
 
 
 def _regex_alternation(values: Sequence[str]) -> str:
@@ -449,17 +456,131 @@ def _plan_names(
         query = _render_checked(render, context)
         if _size(query) <= max_query_bytes:
             return [PlannedQuery(context, query, ordered)]
+    cost = _NameCostModel.measure(render, context_for)
+    if cost is None:
+        return _chunk_by_search(
+            render, context_for, ordered, start=0, max_query_bytes=max_query_bytes, what=what
+        )
     plans: list[PlannedQuery] = []
     start = 0
-    # Each pass emits one chunk of at least one name, so there are at most len(ordered) passes.
-    while start < len(ordered):
-        fits_up_to = _largest_fitting_end(render, context_for, ordered, start, max_query_bytes)
+    for chunk in cost.pack(ordered, max_query_bytes):
+        if len(chunk) == 1:  # one name is an equality matcher, which the model does not cover
+            plans.extend(
+                _chunk_by_search(
+                    render, context_for, chunk, start=0, max_query_bytes=max_query_bytes, what=what
+                )
+            )
+        else:
+            context = context_for(chunk)
+            query = _render_checked(render, context)
+            if _size(query) > max_query_bytes:
+                # The template is not linear in the names after all: render to find the rest.
+                plans.extend(
+                    _chunk_by_search(
+                        render,
+                        context_for,
+                        ordered,
+                        start=start,
+                        max_query_bytes=max_query_bytes,
+                        what=what,
+                    )
+                )
+                return plans
+            plans.append(PlannedQuery(context, query, chunk))
+        start += len(chunk)
+    return plans
+
+
+# Probe names: ``_PROBE_LONG`` escapes to itself, ``_PROBE_DOTS`` doubles-and-one in a regex
+# literal (``.`` → ``\\.``, 3 bytes) and stays 1 byte in a plain string body.
+_PROBE_PAIR = ("a", "b")
+_PROBE_LONG = ("a" * 101, "b")
+_PROBE_DOTS = ("." * 101, "b")
+
+
+@dataclass(frozen=True, slots=True)
+class _NameCostModel:
+    """Query bytes as a function of the names of one chunk (two or more names).
+
+    For the contexts built here the names appear in two places: escaped in the ``=~`` regex of
+    ``LabelMatchers`` and escaped as plain text in the resource's ``LabelValuesByName`` entry,
+    each joined with ``|``. A template may use either any number of times, so a query of a
+    chunk of two or more names is ``fixed + in_regex * regex_bytes + in_values * value_bytes``,
+    where ``*_bytes`` are the joined texts' sizes. Three probe renders give the coefficients;
+    a template that does anything else with the names (the probes disagree) gets no model.
+    """
+
+    fixed: int
+    in_regex: int
+    in_values: int
+
+    @classmethod
+    def measure(
+        cls, render: RenderQuery, context_for: Callable[[Sequence[str]], QueryContext]
+    ) -> _NameCostModel | None:
+        def size(names: Sequence[str]) -> int:
+            return _size(_render_checked(render, context_for(names)))
+
+        pair, long, dots = size(_PROBE_PAIR), size(_PROBE_LONG), size(_PROBE_DOTS)
+        both, rest = divmod(long - pair, 100)  # each name byte costs in_regex + in_values
+        in_regex2, rest2 = divmod(dots - long, 2 * 101)  # 303 vs 101 regex bytes, same text
+        if rest or rest2 or in_regex2 < 0 or both < in_regex2:
+            return None
+        model = cls(pair - 3 * both, in_regex2, both - in_regex2)
+        if model.fixed < 0:
+            return None
+        return model
+
+    def name_cost(self, name: str) -> int:
+        """Bytes one more name adds to a chunk of two or more, its ``|`` separators included."""
+        cost = 0
+        if self.in_regex:
+            cost += self.in_regex * (_size(_string_body(quote_regex_literal(name))) + 1)
+        if self.in_values:
+            cost += self.in_values * (_size(_string_body(name)) + 1)
+        return cost
+
+    def pack(self, names: tuple[str, ...], budget: int) -> list[tuple[str, ...]]:
+        """Consecutive chunks, each as long as the model says fits ``budget`` (at least one)."""
+        # A chunk of names costs fixed + Σ name_cost - one separator per place.
+        base = self.fixed - self.in_regex - self.in_values
+        chunks: list[tuple[str, ...]] = []
+        start, used = 0, base
+        for index, name in enumerate(names):
+            cost = self.name_cost(name)
+            if index > start and used + cost > budget:
+                chunks.append(names[start:index])
+                start, used = index, base
+            used += cost
+        if start < len(names):
+            chunks.append(names[start:])
+        return chunks
+
+
+def _chunk_by_search(
+    render: RenderQuery,
+    context_for: Callable[[Sequence[str]], QueryContext],
+    names: tuple[str, ...],
+    *,
+    start: int,
+    max_query_bytes: int,
+    what: str,
+) -> list[PlannedQuery]:
+    """Chunks found by rendering candidate prefixes: O(log n) renders per chunk.
+
+    The fallback for templates whose length the cost model cannot predict, and the check that
+    a single name fits.
+    """
+    plans: list[PlannedQuery] = []
+    # Each pass emits one chunk of at least one name, so there are at most len(names) passes.
+    while start < len(names):
+        fits_up_to = _largest_fitting_end(render, context_for, names, start, max_query_bytes)
         if fits_up_to == start:
             raise QueryBudgetError(
-                f"the query for {what} {ordered[start]!r} alone is longer than max_query_bytes"
+                f"the query for {what} {names[start]!r} alone is longer than max_query_bytes"
                 f" ({max_query_bytes}); raise the limit or shorten the rule's query"
             )
-        chunk = ordered[start:fits_up_to]
+        chunk = names[start:fits_up_to]
         context = context_for(chunk)
         plans.append(PlannedQuery(context, _render_checked(render, context), chunk))
         start = fits_up_to

@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapter.promql import (
+    DEFAULT_MAX_QUERY_BYTES,
     LabelNameError,
+    PlannedQuery,
     PromQLError,
     QueryBudgetError,
     QueryContext,
@@ -693,6 +695,125 @@ def test_plan_chunks_cover_every_name_once_within_budget(count: int) -> None:
     for current, following in itertools.pairwise(plans):
         grown = [*current.names_to_keep, following.names_to_keep[0]]
         assert len(plan(grown, 10**9)[0].query.encode()) > budget
+
+
+# Templates that use the names zero, one or several times, in the regex and as plain values.
+SPLIT_TEMPLATES = {
+    "matchers_once": RATE_TEMPLATE,
+    "matchers_twice": "sum(<<.Series>>{<<.LabelMatchers>>}) / sum(y{<<.LabelMatchers>>})",
+    "values_by_name": 'sum(<<.Series>>{pod=~"<<index .LabelValuesByName "pod">>"}) by (pod)',
+    "both_and_values_twice": (
+        '<<.Series>>{<<.LabelMatchers>>} + on(pod) z{pod=~"<<index .LabelValuesByName "pod">>"}'
+        ' unless w{x="<<index .LabelValuesByName "pod">>"}'
+    ),
+    "no_names": "sum(<<.Series>>) by (<<.GroupBy>>)",
+}
+
+PLAIN_NAME_TEXT = st.text(
+    st.one_of(
+        st.characters(exclude_categories=("Cs",)),  # lone surrogates cannot go in a regex
+        st.sampled_from([".", "|", "\\", '"', "\n", "é", "\ufffd", "-"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def counting(
+    render: Callable[[QueryContext], str],
+) -> tuple[Callable[[QueryContext], str], list[int]]:
+    """``render`` and the sizes of everything it rendered, in call order."""
+    sizes: list[int] = []
+
+    def counted(context: QueryContext) -> str:
+        query = render(context)
+        sizes.append(len(query.encode("utf-8", "surrogatepass")))
+        return query
+
+    return counted, sizes
+
+
+def plan_with(
+    render: Callable[[QueryContext], str], names: Sequence[str], budget: int
+) -> list[PlannedQuery]:
+    return plan_custom_queries(
+        render,
+        "http_requests_total",
+        LabelSelector(),
+        namespace_label="namespace",
+        namespace="ns1",
+        resource_label="pod",
+        names=names,
+        max_query_bytes=budget,
+    )
+
+
+@given(
+    template=st.sampled_from(sorted(SPLIT_TEMPLATES)),
+    names=st.lists(PLAIN_NAME_TEXT, max_size=60),
+    budget=st.integers(min_value=60, max_value=3000),
+)
+def test_plan_chunks_within_budget_cover_names_once_property(
+    template: str, names: list[str], budget: int
+) -> None:
+    render = fake_render(SPLIT_TEMPLATES[template])
+    unique = list(dict.fromkeys(names))
+    if not unique:
+        with pytest.raises(PromQLError, match="no object names"):
+            plan_with(render, names, budget)
+        return
+    try:
+        plans = plan_with(render, names, budget)
+    except QueryBudgetError:
+        # Only allowed when some name cannot fit even alone.
+        assert any(len(plan_with(render, [n], 10**9)[0].query.encode()) > budget for n in unique)
+        return
+    kept = [n for p in plans for n in p.names_to_keep]
+    assert kept == unique  # every name once, in request order
+    for planned in plans:
+        assert len(planned.query.encode("utf-8", "surrogatepass")) <= budget
+        assert planned.query == render(planned.context)
+        # The context is exactly the one built for the chunk: same matchers, same escaping.
+        assert planned.context == plan_with(render, planned.names_to_keep, 10**9)[0].context
+
+
+@pytest.mark.parametrize("template", sorted(SPLIT_TEMPLATES), ids=str)
+def test_plan_chunks_are_packed_greedily(template: str) -> None:
+    render = fake_render(SPLIT_TEMPLATES[template])
+    names = [f"web-{i}.{'x' * (i % 7)}|é" for i in range(400)]
+    budget = 900
+    plans = plan_with(render, names, budget)
+    for current, following in itertools.pairwise(plans):
+        grown = [*current.names_to_keep, following.names_to_keep[0]]
+        assert len(plan_with(render, grown, 10**9)[0].query.encode()) > budget
+
+
+@pytest.mark.parametrize("count", [1_000, 5_000], ids=lambda n: f"{n}_names")
+def test_plan_renders_grow_linearly_with_names(count: int) -> None:
+    render, sizes = counting(fake_render(SPLIT_TEMPLATES["both_and_values_twice"]))
+    plans = plan_with(render, pod_names(count), DEFAULT_MAX_QUERY_BYTES)
+    assert len(plans) > count // 1000  # really split
+    # One render of everything, three probes of a few hundred bytes, one render per chunk.
+    assert len(sizes) == 1 + 3 + len(plans)
+    planned_bytes = sum(len(p.query.encode()) for p in plans)
+    assert sum(sizes) <= 2 * planned_bytes + 3 * 1000
+
+
+def test_plan_falls_back_when_the_template_is_not_linear_in_the_names() -> None:
+    linear = fake_render(RATE_TEMPLATE)
+
+    def quadratic(context: QueryContext) -> str:
+        # Padding grows with the square of the name count; the probes (two names) miss it.
+        separators = context["LabelMatchers"].count("|")
+        return linear(context) + " " * (separators * separators * 10)
+
+    names = pod_names(300)
+    plans = plan_with(quadratic, names, 2000)
+    assert [n for p in plans for n in p.names_to_keep] == names
+    assert all(len(p.query.encode()) <= 2000 for p in plans)
+    for current, following in itertools.pairwise(plans):
+        grown = [*current.names_to_keep, following.names_to_keep[0]]
+        assert len(plan_with(quadratic, grown, 10**9)[0].query.encode()) > 2000
 
 
 def test_plan_namespace_strategy_keeps_names_for_filtering() -> None:
