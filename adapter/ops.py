@@ -5,7 +5,8 @@
   tests and several apps in one process do not share counters).
 - ``TimedPrometheus``: a ``PrometheusAPI`` wrapper that times every call into those metrics.
 - ``ops_blueprint``: ``/healthz`` and ``/livez`` (the process serves), ``/readyz`` (every
-  readiness check passes: caches synced, Prometheus answers), ``/metrics`` (exposition), and
+  readiness check passes: caches synced, Prometheus answers; otherwise 503 with the failed
+  checks), ``/metrics`` (exposition), and
   ``/debug/explain?path=...`` (what a request queries and answers, the explain CLI's JSON).
   Health paths and ``/metrics`` are in ``adapter.auth``'s always-allowed list;
   ``/debug/explain`` is not, so every call is authorized by a SubjectAccessReview on the
@@ -251,7 +252,8 @@ def ops_blueprint(
         verbose = "verbose" in request.args
         if is_ready:
             return _text(report if verbose else "ok")
-        return _text(report, 500)
+        # 503 as metrics-server answers: the process is fine, what it needs is not yet.
+        return _text(report, 503)
 
     @blueprint.get("/metrics")
     def metrics() -> Response:

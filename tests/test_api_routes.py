@@ -475,7 +475,9 @@ def test_prometheus_down_gives_503_quickly_then_recovers(adapter: Adapter) -> No
     assert body["reason"] == "ServiceUnavailable"
     assert body["details"] == {"retryAfterSeconds": 5}
     assert "Prometheus is unavailable" in body["message"]
-    assert adapter.client.get("/readyz").status_code == 500
+    not_ready = adapter.client.get("/readyz")
+    assert not_ready.status_code == 503  # metrics-server's code; a probe sees "not 2xx"
+    assert "[-]" in not_ready.text
     adapter.prometheus.down = False
     assert adapter.client.get(path).status_code == 200
     assert adapter.client.get("/readyz").text == "ok"
