@@ -101,14 +101,41 @@ class PodUsage:
     containers: Sequence[ContainerUsage]
 
 
+class _TimeTexts:
+    """``format_timestamp`` and ``format_duration`` remembered for the items of one list.
+
+    The items of a list share the creation time, the window and (nearly always) the query
+    time, so 5,000 items need a handful of conversions instead of 15,000. A value that fails
+    (NaN) is never stored, so it raises for every item as before.
+    """
+
+    __slots__ = ("_durations", "_timestamps")
+
+    def __init__(self) -> None:
+        self._timestamps: dict[Moment, str] = {}
+        self._durations: dict[float, str] = {}
+
+    def timestamp(self, moment: Moment) -> str:
+        text = self._timestamps.get(moment)
+        if text is None:
+            text = self._timestamps[moment] = format_timestamp(moment)
+        return text
+
+    def duration(self, seconds: float) -> str:
+        text = self._durations.get(seconds)
+        if text is None:
+            text = self._durations[seconds] = format_duration(seconds)
+        return text
+
+
 def _object_meta(
-    name: str, namespace: str | None, labels: Mapping[str, str], created: Moment
+    name: str, namespace: str | None, labels: Mapping[str, str], created: str
 ) -> JsonObject:
     # ObjectMeta field order: name, namespace, creationTimestamp, labels (omitempty).
     meta: JsonObject = {"name": name}
     if namespace:
         meta["namespace"] = namespace
-    meta["creationTimestamp"] = format_timestamp(created)
+    meta["creationTimestamp"] = created
     if labels:
         meta["labels"] = dict(sorted(labels.items()))
     return meta
@@ -121,16 +148,16 @@ def _usage(cpu_cores: float, memory_bytes: float, where: str) -> JsonObject:
         raise QuantityError(f"{where}: {err}") from err
 
 
-def _node_item(usage: NodeUsage, created: Moment) -> JsonObject:
+def _node_item(usage: NodeUsage, created: Moment, times: _TimeTexts) -> JsonObject:
     return {
-        "metadata": _object_meta(usage.name, None, usage.labels, created),
-        "timestamp": format_timestamp(usage.timestamp),
-        "window": format_duration(usage.window_seconds),
+        "metadata": _object_meta(usage.name, None, usage.labels, times.timestamp(created)),
+        "timestamp": times.timestamp(usage.timestamp),
+        "window": times.duration(usage.window_seconds),
         "usage": _usage(usage.cpu_cores, usage.memory_bytes, f"node {usage.name}"),
     }
 
 
-def _pod_item(usage: PodUsage, created: Moment) -> JsonObject:
+def _pod_item(usage: PodUsage, created: Moment, times: _TimeTexts) -> JsonObject:
     seen: set[str] = set()
     for container in usage.containers:
         if container.name in seen:
@@ -150,44 +177,56 @@ def _pod_item(usage: PodUsage, created: Moment) -> JsonObject:
         for container in sorted(usage.containers, key=lambda c: c.name)
     ]
     return {
-        "metadata": _object_meta(usage.name, usage.namespace, usage.labels, created),
-        "timestamp": format_timestamp(usage.timestamp),
-        "window": format_duration(usage.window_seconds),
+        "metadata": _object_meta(
+            usage.name, usage.namespace, usage.labels, times.timestamp(created)
+        ),
+        "timestamp": times.timestamp(usage.timestamp),
+        "window": times.duration(usage.window_seconds),
         "containers": containers,
     }
 
 
 def node_metrics(usage: NodeUsage, *, created: Moment) -> JsonObject:
     """``GET /apis/metrics.k8s.io/v1beta1/nodes/NAME``. ``created`` is "now", as metrics-server."""
-    return {"kind": "NodeMetrics", "apiVersion": METRICS_API_VERSION, **_node_item(usage, created)}
+    return {
+        "kind": "NodeMetrics",
+        "apiVersion": METRICS_API_VERSION,
+        **_node_item(usage, created, _TimeTexts()),
+    }
 
 
 def node_metrics_list(usages: Iterable[NodeUsage], *, created: Moment) -> JsonObject:
     """``GET /apis/metrics.k8s.io/v1beta1/nodes``: items sorted by node name."""
     ordered = sorted(usages, key=lambda u: u.name)
     _reject_duplicates([u.name for u in ordered], "node")
+    times = _TimeTexts()
     return {
         "kind": "NodeMetricsList",
         "apiVersion": METRICS_API_VERSION,
         "metadata": {},
-        "items": [_node_item(u, created) for u in ordered],
+        "items": [_node_item(u, created, times) for u in ordered],
     }
 
 
 def pod_metrics(usage: PodUsage, *, created: Moment) -> JsonObject:
     """``GET /apis/metrics.k8s.io/v1beta1/namespaces/NS/pods/NAME``."""
-    return {"kind": "PodMetrics", "apiVersion": METRICS_API_VERSION, **_pod_item(usage, created)}
+    return {
+        "kind": "PodMetrics",
+        "apiVersion": METRICS_API_VERSION,
+        **_pod_item(usage, created, _TimeTexts()),
+    }
 
 
 def pod_metrics_list(usages: Iterable[PodUsage], *, created: Moment) -> JsonObject:
     """``GET .../pods`` (all namespaces) or ``.../namespaces/NS/pods``: sorted by (ns, name)."""
     ordered = sorted(usages, key=lambda u: (u.namespace, u.name))
     _reject_duplicates([f"{u.namespace}/{u.name}" for u in ordered], "pod")
+    times = _TimeTexts()
     return {
         "kind": "PodMetricsList",
         "apiVersion": METRICS_API_VERSION,
         "metadata": {},
-        "items": [_pod_item(u, created) for u in ordered],
+        "items": [_pod_item(u, created, times) for u in ordered],
     }
 
 
@@ -321,7 +360,8 @@ def metric_value_list(
         for s in ordered
     ]
     _reject_duplicates(keys, "object")
-    items = [_metric_value(version, metric_name, sample, selector) for sample in ordered]
+    times = _TimeTexts()
+    items = [_metric_value(version, metric_name, sample, selector, times) for sample in ordered]
     return {
         "kind": "MetricValueList",
         "apiVersion": f"{CUSTOM_METRICS_GROUP}/{version}",
@@ -331,7 +371,11 @@ def metric_value_list(
 
 
 def _metric_value(
-    version: str, metric_name: str, sample: CustomMetricSample, selector: JsonObject | None
+    version: str,
+    metric_name: str,
+    sample: CustomMetricSample,
+    selector: JsonObject | None,
+    times: _TimeTexts,
 ) -> JsonObject:
     reference = sample.described_object
     try:
@@ -345,7 +389,7 @@ def _metric_value(
         item["metric"] = {"name": metric_name, "selector": selector}
     else:
         item["metricName"] = metric_name
-    item["timestamp"] = format_timestamp(sample.timestamp)
+    item["timestamp"] = times.timestamp(sample.timestamp)
     if sample.window_seconds is not None:
         item["windowSeconds" if version == "v1beta2" else "window"] = sample.window_seconds
     item["value"] = value

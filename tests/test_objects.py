@@ -445,6 +445,14 @@ BAD_INPUTS: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         "node n: CPU usage is negative",
     ),
     (
+        "nan-timestamp-after-a-good-one",  # list builders remember converted times
+        lambda: node_metrics_list(
+            [NODES[1], NodeUsage("n", {}, float("nan"), 1, 1, 0)], created=CREATED
+        ),
+        QuantityError,
+        "timestamp nan is not a finite Unix time",
+    ),
+    (
         "naive-created",
         lambda: node_metrics(NODES[1], created=datetime(2024, 1, 1)),
         QuantityError,
@@ -614,3 +622,25 @@ def test_forbidden_message_matches_kube_apiserver_wording() -> None:
 def test_metric_not_found_keeps_the_upstream_text_first() -> None:
     message = status_metric_not_found("http_requests", "pods", hint="rules serve: x")["message"]
     assert message.startswith("the server could not find the metric http_requests for pods;")
+
+
+def test_list_items_equal_single_objects_with_shared_and_distinct_times() -> None:
+    # Lists convert each distinct time once; the items must not change for it.
+    pods = [
+        PodUsage("ns", f"p{i}", {}, when, window, [ContainerUsage("c", 0.5, 1024)])
+        for i, (when, window) in enumerate(
+            [(SAMPLE_TIME, 60.0), (SAMPLE_TIME, 30.5), (1714564805.9, 60.0), (1714564805.0, 60.0)]
+        )
+    ]
+    listed = pod_metrics_list(pods, created=CREATED)["items"]
+    single = [pod_metrics(p, created=CREATED) for p in pods]
+    assert listed == [
+        {k: v for k, v in s.items() if k not in ("kind", "apiVersion")} for s in single
+    ]
+    assert [i["window"] for i in listed] == ["1m0s", "30.5s", "1m0s", "1m0s"]
+    assert [i["timestamp"] for i in listed] == [
+        "2024-05-01T12:00:00Z",
+        "2024-05-01T12:00:00Z",
+        "2024-05-01T12:00:05Z",
+        "2024-05-01T12:00:05Z",
+    ]
