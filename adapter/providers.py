@@ -344,12 +344,14 @@ class ResourceMetricsProvider:
         except PlanError as err:
             raise plan_failure(err, request) from None
         window = plan.window.total_seconds() if plan.window is not None else 0.0
-        labels = {_ref(o): o.labels for o in selected}
+        # Keyed by plain (namespace, name) tuples: ObjectRef's generated hash is Python code,
+        # and a 5,000-pod answer hashes every pod twice here.
+        labels = {(o.namespace or None, o.name): o.labels for o in selected}
         if nodes:
             node_usages = [
                 NodeUsage(
                     v.object.name,
-                    labels.get(v.object, {}),
+                    labels.get((v.object.namespace, v.object.name), {}),
                     v.timestamp,
                     window,
                     v.cpu_cores,
@@ -364,7 +366,7 @@ class ResourceMetricsProvider:
             PodUsage(
                 v.object.namespace or "",
                 v.object.name,
-                labels.get(v.object, {}),
+                labels.get((v.object.namespace, v.object.name), {}),
                 v.timestamp,
                 window,
                 [ContainerUsage(c.name, c.cpu_cores, c.memory_bytes) for c in v.containers],
