@@ -1,8 +1,8 @@
 """Run every benchmark: each module ``benchmarks/<name>.py`` with a ``main()`` function.
 
 ``python -m benchmarks`` runs them all in name order; ``python -m benchmarks NAME...`` runs the
-named ones. ``main()`` (or ``main(argv)``, called with ``[]``) returns an exit status; 0 or
-None is success.
+named ones; ``python -m benchmarks NAME --option ...`` passes the options to that one benchmark's
+``main(argv)``. ``main()`` (or ``main(argv)``) returns an exit status; 0 or None is success.
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ def benchmark_names() -> list[str]:
 
 def main(argv: list[str]) -> int:
     available = benchmark_names()
-    wanted = argv or available
+    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    names, options = argv[:split], argv[split:]
+    if options and len(names) != 1:
+        print("options go to one benchmark: python -m benchmarks NAME --option ...")
+        return 2
+    wanted = names or available
     unknown = [name for name in wanted if name not in available]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available)}")
@@ -38,7 +43,13 @@ def main(argv: list[str]) -> int:
             continue
         print(f"== {name}", flush=True)
         # main() or main(argv): both forms are accepted.
-        status = run([]) if inspect.signature(run).parameters else run()
+        if inspect.signature(run).parameters:
+            status = run(options)
+        elif options:
+            print(f"{name} takes no options")
+            return 2
+        else:
+            status = run()
         if status:
             failed.append(name)
     if failed:

@@ -532,6 +532,8 @@ class ScaleStack:
                 self.options.prometheus_timeout,
                 "--metrics-relist-interval",
                 self.options.relist_interval,
+                "--config-reload-interval",
+                "1s",
                 "--bind-address",
                 "127.0.0.1",
                 "--secure-port",

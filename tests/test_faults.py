@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from demo.stack import StackError
 from tests.scale_stack import ScaleOptions, ScaleStack
@@ -213,6 +214,22 @@ def test_api_server_watch_dropped_and_restored(stack: ScaleStack) -> None:
 
 
 @pytest.mark.e2e
+def wait_for_reload_result(
+    stack: ScaleStack, session: requests.Session, *, successful: float, seconds: float = 15.0
+) -> bool:
+    """Whether the adapter's last rules reload reports ``successful`` (1 good, 0 rejected)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = session.get(stack.adapter_url + "/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            if family.name == "kubemetrics_adapter_rules_last_reload_successful" and any(
+                sample.value == successful for sample in family.samples
+            ):
+                return True
+        time.sleep(0.2)
+    return False
+
+
 def test_rules_file_replaced_with_a_broken_one_under_load(stack: ScaleStack) -> None:
     session = stack.client()
     good = stack.rules_file.read_text(encoding="utf-8")
@@ -239,7 +256,9 @@ def test_rules_file_replaced_with_a_broken_one_under_load(stack: ScaleStack) -> 
     try:
         time.sleep(1.0)
         stack.rules_file.write_text("rules:\n- seriesQuery: [unclosed\n  bogusKey: 1\n")
-        time.sleep(4.0)  # two relist intervals: a reload, if any, would have happened
+        # The worker re-reads the file (every 1 s here), rejects it and keeps the last good rules.
+        assert wait_for_reload_result(stack, session, successful=0.0), "broken file not seen"
+        time.sleep(1.0)  # keep the load on after the rejected reload
     finally:
         stop.set()
         worker.join(timeout=30)
@@ -248,6 +267,7 @@ def test_rules_file_replaced_with_a_broken_one_under_load(stack: ScaleStack) -> 
     assert answered > 0
     assert errors == [], errors[:5]
     assert hpa_complete(stack, session)
+    assert wait_for_reload_result(stack, session, successful=1.0), "good file not reloaded"
     # A fresh start with the broken file refuses to serve and says where the problem is.
     broken_file = stack.options.workdir / "broken-rules.yaml"
     broken_file.write_text(broken, encoding="utf-8")
