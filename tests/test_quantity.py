@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapter.quantity import (
@@ -303,6 +305,106 @@ def test_memory_round_trips_exactly(size: int) -> None:
 def test_nanocores_round_trip_exactly(nanocores: int) -> None:
     parsed = parse_quantity(str(cpu_quantity(Decimal(nanocores).scaleb(-9))))
     assert parsed.as_fraction() == Fraction(nanocores, 10**9)
+
+
+# Values stay within int64, where parse_quantity does not cap binary text.
+binary_quantities = st.builds(
+    Quantity,
+    unscaled=st.integers(min_value=-INT64_MAX, max_value=INT64_MAX),
+    exponent=st.integers(min_value=-9, max_value=0),
+    format=st.just(BIN),
+) | st.builds(
+    Quantity,
+    unscaled=st.integers(min_value=-(10**12), max_value=10**12),
+    exponent=st.integers(min_value=0, max_value=6),
+    format=st.just(BIN),
+)
+
+
+@given(binary_quantities)
+def test_binary_si_uses_a_binary_form_only_for_whole_values_from_1024(quantity: Quantity) -> None:
+    value = quantity.as_fraction()
+    text = str(quantity)
+    if value.denominator == 1 and abs(value) >= 1024:
+        assert parse_quantity(text).as_fraction() == value
+        assert text.endswith("i") == (value % 1024 == 0)
+        assert "." not in text
+        assert "e" not in text
+    else:
+        assert text == str(Quantity(quantity.unscaled, quantity.exponent, DEC))
+
+
+def _outcome(builder: Callable[[float | Decimal], Quantity], value: float | Decimal) -> object:
+    try:
+        quantity = builder(value)
+    except QuantityRangeError:
+        return QuantityRangeError
+    return quantity, str(quantity)
+
+
+# Where the float fast path could slip: signs, subnormals, the 2^53 and repr fixed/exponent
+# switches (1e16, 1e-4), nanocore and byte rounding edges, and the int64/uint64 limits.
+BOUNDARY_FLOATS = [
+    -0.0,
+    0.0,
+    5e-324,
+    2.2250738585072014e-308,
+    sys.float_info.max,
+    1e-10,
+    9.99999999e-10,
+    1e-9,
+    1.0000000000000002e-09,
+    1e-4,
+    9.999999999999999e-05,
+    0.1,
+    0.3,
+    1.9999999999,
+    1023.9999999999999,
+    1024.0,
+    1e15,
+    1e16,
+    9999999999999998.0,
+    float(2**53 - 1),
+    float(2**53),
+    float(2**53 + 2),
+    9.223372036854775e9,
+    9.223372036854776e9,
+    1.8446744073709552e10,
+    float(2**63),
+    float(2**64),
+    1.8446744073709550e19,
+    -1e-300,
+    -1.0,
+    math.inf,
+    -math.inf,
+    math.nan,
+]
+BUILDERS = [cpu_quantity, memory_quantity]
+
+
+@pytest.mark.parametrize("builder", BUILDERS, ids=[b.__name__ for b in BUILDERS])
+@pytest.mark.parametrize("value", BOUNDARY_FLOATS, ids=[repr(v) for v in BOUNDARY_FLOATS])
+def test_float_fast_path_matches_the_exact_decimal_path_at_boundaries(
+    builder: Callable[[float | Decimal], Quantity], value: float
+) -> None:
+    # A Decimal always takes the exact Fraction path; a float takes the fast one.
+    assert _outcome(builder, value) == _outcome(builder, Decimal(repr(value)))
+
+
+@pytest.mark.parametrize("builder", BUILDERS, ids=[b.__name__ for b in BUILDERS])
+@settings(max_examples=2000)
+@given(
+    value=st.floats()
+    | st.floats(min_value=0, max_value=64)
+    | st.floats(min_value=0, max_value=2**40)
+    | st.floats(min_value=1e-12, max_value=1e-3)
+    | st.integers(min_value=0, max_value=2**66).map(float)
+    | st.integers(min_value=0, max_value=10**12).map(lambda nanos: nanos / 10**9)
+)
+def test_float_fast_path_matches_the_exact_decimal_path(
+    builder: Callable[[float | Decimal], Quantity], value: float
+) -> None:
+    assert _outcome(builder, value) == _outcome(builder, Decimal(repr(value)))
 
 
 @given(st.integers(min_value=-(2**53), max_value=2**53))
