@@ -44,7 +44,7 @@ import yaml
 from kubernetes import client as kube_client
 
 from adapter.selectors import parse_label_selector
-from simcluster.apiserver import AggregatorProxy, FrontProxyIdentity, User
+from simcluster.apiserver import AggregatorProxy, FrontProxyIdentity, User, status_body
 
 TOKEN_REVIEWS_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 SUBJECT_ACCESS_REVIEWS_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
@@ -54,23 +54,6 @@ AUTH_CONFIGMAP_PATH = "/api/v1/namespaces/kube-system/configmaps/extension-apise
 DEFAULT_AUDIENCES = ("https://kubernetes.default.svc.cluster.local",)
 
 AccessPolicy = Callable[[Mapping[str, Any]], tuple[bool, str]]
-
-
-def status_body(
-    code: int, reason: str, message: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-    }
-    if details is not None:
-        body["details"] = details
-    body["code"] = code
-    return body
 
 
 def deny_all(_spec: Mapping[str, Any]) -> tuple[bool, str]:
