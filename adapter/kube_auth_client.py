@@ -97,6 +97,24 @@ def _api_failure(what: str, err: Exception) -> ReviewUnavailableError:
     return ReviewUnavailableError(f"{what}: {type(err).__name__}")
 
 
+def _create_review(
+    create: Callable[..., object], model: object, timeout: float, what: str
+) -> dict[str, object]:
+    """POST one review and return its ``status``; any failure is a ReviewUnavailableError."""
+    try:
+        response = create(
+            model,
+            _content_type="application/json",
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+    except Exception as err:
+        failure = _api_failure(what, err)
+        LOG.error("%s", failure)
+        raise failure from None
+    return _review_status(response, what)
+
+
 def _review_status(response: object, what: str) -> dict[str, object]:
     """The ``status`` of a raw review answer (read unparsed, so exactly what the server sent)."""
     data = getattr(response, "data", b"")
@@ -156,19 +174,12 @@ class KubeTokenReviewer:
         cached = self._cache.get(key)
         if cached is not None:
             return cached.user
-        what = "TokenReview failed"
-        try:
-            response = self._api.create_token_review(
-                _token_review_model(token),
-                _content_type="application/json",
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
-        except Exception as err:
-            failure = _api_failure(what, err)
-            LOG.error("%s", failure)
-            raise failure from None
-        status = _review_status(response, what)
+        status = _create_review(
+            self._api.create_token_review,
+            _token_review_model(token),
+            self._timeout,
+            "TokenReview failed",
+        )
         user = user_from_token_review_status(status)
         if user is None:
             error = status.get("error")
@@ -216,19 +227,13 @@ class KubeAccessReviewer:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        what = "SubjectAccessReview failed"
-        try:
-            response = self._api.create_subject_access_review(
-                _access_review_model(body),
-                _content_type="application/json",
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
-        except Exception as err:
-            failure = _api_failure(what, err)
-            LOG.error("%s", failure)
-            raise failure from None
-        decision = decision_from_access_review_status(_review_status(response, what))
+        status = _create_review(
+            self._api.create_subject_access_review,
+            _access_review_model(body),
+            self._timeout,
+            "SubjectAccessReview failed",
+        )
+        decision = decision_from_access_review_status(status)
         self._cache.put(key, decision, self._allowed_ttl if decision.allowed else self._denied_ttl)
         return decision
 
