@@ -9,11 +9,28 @@ from pathlib import Path
 
 import pytest
 
+from adapter.resources import BuiltinResourceCatalog, ResourceInfo
+
 TESTS_DIR = Path(__file__).resolve().parent
 FIXTURES_DIR = TESTS_DIR / "fixtures"
 KUBELET_FIXTURES = FIXTURES_DIR / "kubelet"
 GOLDEN_DIR = TESTS_DIR / "golden"
 REPO_ROOT = TESTS_DIR.parent
+
+
+# The RESTMapper of prometheus-adapter's series_registry_test.go: ingresses and deployments exist
+# only in the extensions group there. Upstream's expected queries and metric lists assume it.
+UPSTREAM_TEST_CATALOG = BuiltinResourceCatalog(
+    [
+        ResourceInfo("", "pods", "pod", "Pod", True),
+        ResourceInfo("", "services", "service", "Service", True),
+        ResourceInfo("extensions", "ingresses", "ingress", "Ingress", True),
+        ResourceInfo("extensions", "deployments", "deployment", "Deployment", True),
+        ResourceInfo("", "nodes", "node", "Node", False),
+        ResourceInfo("", "persistentvolumes", "persistentvolume", "PersistentVolume", False),
+        ResourceInfo("", "namespaces", "namespace", "Namespace", False),
+    ]
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -44,10 +44,9 @@ from adapter.resources import (
     PODS,
     BuiltinResourceCatalog,
     GroupResource,
-    ResourceInfo,
 )
 from adapter.rules import CompiledConfig, compile_config
-from tests.conftest import FIXTURES_DIR
+from tests.conftest import FIXTURES_DIR, UPSTREAM_TEST_CATALOG
 from tests.prometheus_server import PrometheusServer, running_prometheus
 
 UPSTREAM = FIXTURES_DIR / "prometheus-adapter"
@@ -55,19 +54,6 @@ NOW = 1_700_000_000.0
 SERVICES = GroupResource("", "services")
 EXT_INGRESSES = GroupResource("extensions", "ingresses")
 EXT_DEPLOYMENTS = GroupResource("extensions", "deployments")
-
-# series_registry_test.go's RESTMapper: ingresses and deployments only in "extensions".
-UPSTREAM_TEST_CATALOG = BuiltinResourceCatalog(
-    [
-        ResourceInfo("", "pods", "pod", "Pod", True),
-        ResourceInfo("", "services", "service", "Service", True),
-        ResourceInfo("extensions", "ingresses", "ingress", "Ingress", True),
-        ResourceInfo("extensions", "deployments", "deployment", "Deployment", True),
-        ResourceInfo("", "nodes", "node", "Node", False),
-        ResourceInfo("", "persistentvolumes", "persistentvolume", "PersistentVolume", False),
-        ResourceInfo("", "namespaces", "namespace", "Namespace", False),
-    ]
-)
 
 
 # --- the selector rewriter -----------------------------------------------------------------------

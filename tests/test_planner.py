@@ -29,27 +29,15 @@ from adapter.prometheus import QueryResult, Sample, ScalarResult, VectorResult
 from adapter.promql import SplitStrategy
 from adapter.registry import MetricRegistry, SeriesQueryResult, build_registry
 from adapter.request_paths import parse_request_target
-from adapter.resources import BuiltinResourceCatalog, ResourceInfo
+from adapter.resources import BuiltinResourceCatalog
 from adapter.rules import compile_config
-from tests.conftest import FIXTURES_DIR, REPO_ROOT
+from tests.conftest import FIXTURES_DIR, REPO_ROOT, UPSTREAM_TEST_CATALOG
 
 UPSTREAM = FIXTURES_DIR / "prometheus-adapter"
 CM = "/apis/custom.metrics.k8s.io/v1beta2"
 EM = "/apis/external.metrics.k8s.io/v1beta1"
 RM = "/apis/metrics.k8s.io/v1beta1"
 
-# The RESTMapper of prometheus-adapter's series_registry_test.go.
-UPSTREAM_CATALOG = BuiltinResourceCatalog(
-    [
-        ResourceInfo("", "pods", "pod", "Pod", True),
-        ResourceInfo("", "services", "service", "Service", True),
-        ResourceInfo("extensions", "ingresses", "ingress", "Ingress", True),
-        ResourceInfo("extensions", "deployments", "deployment", "Deployment", True),
-        ResourceInfo("", "nodes", "node", "Node", False),
-        ResourceInfo("", "persistentvolumes", "persistentvolume", "PersistentVolume", False),
-        ResourceInfo("", "namespaces", "namespace", "Namespace", False),
-    ]
-)
 BUILTIN = BuiltinResourceCatalog()
 
 CONTAINER_QUERY = '{__name__=~"^container_.*",container!="POD",namespace!="",pod!=""}'
@@ -86,7 +74,9 @@ def registry_for(
     return build_registry(config, results)
 
 
-KUBE = registry_for(str(UPSTREAM / "config-gen-1m-kube-prefix.yaml"), KUBE_SERIES, UPSTREAM_CATALOG)
+KUBE = registry_for(
+    str(UPSTREAM / "config-gen-1m-kube-prefix.yaml"), KUBE_SERIES, UPSTREAM_TEST_CATALOG
+)
 CONFIG_GEN = registry_for(str(UPSTREAM / "config-gen-1m.yaml"), {})
 WALKTHROUGH = registry_for(
     str(UPSTREAM / "docs-config-walkthrough.yaml"),
@@ -110,7 +100,7 @@ DEFAULT_RULES = registry_for(
     },
 )
 REGISTRIES = {
-    "kube": (KUBE, UPSTREAM_CATALOG),
+    "kube": (KUBE, UPSTREAM_TEST_CATALOG),
     "config-gen": (CONFIG_GEN, BUILTIN),
     "walkthrough": (WALKTHROUGH, BUILTIN),
     "external": (EXTERNAL, BUILTIN),

@@ -28,23 +28,10 @@ from adapter.rules import (
     compile_config,
     go_regexp_expand,
 )
-from tests.conftest import FIXTURES_DIR, REPO_ROOT
+from tests.conftest import FIXTURES_DIR, REPO_ROOT, UPSTREAM_TEST_CATALOG
 
 UPSTREAM = FIXTURES_DIR / "prometheus-adapter"
 
-# The RESTMapper of prometheus-adapter's series_registry_test.go: ingresses and deployments exist
-# only in the extensions group there.
-UPSTREAM_TEST_CATALOG = BuiltinResourceCatalog(
-    [
-        ResourceInfo("", "pods", "pod", "Pod", True),
-        ResourceInfo("", "services", "service", "Service", True),
-        ResourceInfo("extensions", "ingresses", "ingress", "Ingress", True),
-        ResourceInfo("extensions", "deployments", "deployment", "Deployment", True),
-        ResourceInfo("", "nodes", "node", "Node", False),
-        ResourceInfo("", "persistentvolumes", "persistentvolume", "PersistentVolume", False),
-        ResourceInfo("", "namespaces", "namespace", "Namespace", False),
-    ]
-)
 EXT_INGRESSES = GroupResource("extensions", "ingresses")
 EXT_DEPLOYMENTS = GroupResource("extensions", "deployments")
 SERVICES = GroupResource("", "services")
