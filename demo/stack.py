@@ -46,6 +46,10 @@ DEFAULT_RULES = REPO_ROOT / "config" / "rules.yaml"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 LOG_TAIL_LINES = 30
+# Pod metrics of the default rules that the demo shows and the end-to-end tests request.
+DISCOVERED_METRICS = frozenset(
+    {"pods/container_cpu_usage_seconds_per_second", "pods/container_memory_working_set_bytes"}
+)
 
 
 class StackError(RuntimeError):
@@ -419,20 +423,38 @@ class Stack:
         api.set_adapter(self.adapter_url, api.ca_file)
 
     def _wait_metrics(self) -> None:
-        """Until ``kubectl top node``'s request answers with every node (rates need 2 scrapes)."""
+        """Until ``kubectl top node``'s request answers with every node (rates need 2 scrapes)
+        and metric discovery lists the pod metrics the demo and the HPA-shaped checks ask for
+        (discovery relists on its own interval, after the series first appear)."""
         expected = {node.name for node in self.cluster.nodes}
+
+        def nodes_ready(response: requests.Response) -> str | None:
+            names = {item["metadata"]["name"] for item in response.json().get("items", [])}
+            return None if names == expected else f"nodes with metrics so far: {sorted(names)}"
+
+        def custom_ready(response: requests.Response) -> str | None:
+            listed = {item["name"] for item in response.json().get("resources", [])}
+            missing = sorted(DISCOVERED_METRICS - listed)
+            return f"custom metrics not discovered yet: {missing}" if missing else None
+
+        self._wait_until("/apis/metrics.k8s.io/v1beta1/nodes", nodes_ready)
+        if self.options.rules_file == DEFAULT_RULES:
+            self._wait_until("/apis/custom.metrics.k8s.io/v1beta2", custom_ready)
+        self.started_at = time.time()
+
+    def _wait_until(self, path: str, not_ready: Callable[[requests.Response], str | None]) -> None:
+        """Poll ``path`` through the aggregator until ``not_ready`` finds nothing missing."""
         last = ""
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             self._check_running()
             try:
-                response = self.get("/apis/metrics.k8s.io/v1beta1/nodes", timeout=5.0)
+                response = self.get(path, timeout=5.0)
                 if response.status_code == 200:
-                    names = {item["metadata"]["name"] for item in response.json().get("items", [])}
-                    if names == expected:
-                        self.started_at = time.time()
+                    missing = not_ready(response)
+                    if missing is None:
                         return
-                    last = f"nodes with metrics so far: {sorted(names)}"
+                    last = missing
                 else:
                     last = f"HTTP {response.status_code}: {response.text[:300]}"
             except requests.RequestException as err:
@@ -440,7 +462,7 @@ class Stack:
             if self.stopping.wait(0.5):
                 raise StackInterruptedError("stopped while waiting for metrics")
         raise StackError(
-            f"no node metrics through the aggregator after {READY_TIMEOUT_SECONDS:.0f}s ({last})"
+            f"{path} not ready through the aggregator after {READY_TIMEOUT_SECONDS:.0f}s ({last})"
             f"\n--- adapter log ---\n{self.adapter.log_tail() if self.adapter else ''}"
         )
 
